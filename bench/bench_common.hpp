@@ -6,19 +6,30 @@
 //
 // Synthetic data: a quantised Gaussian over an alphabet of A symbols with
 // standard deviation A / 5 (clamped to the alphabet). For A = 256 this has an
-// entropy of about 7.7 bits, for A = 16 about 3.7 bits. The generator is a
-// fixed xorshift + Box-Muller, so every run and every compiler produces the
+// entropy of about 7.65 bits, for A = 16 about 3.68 bits. The generator is a
+// fixed splitmix64 + Box-Muller, so every run and every compiler produces the
 // same symbols (std::normal_distribution is implementation-defined).
+//
+// Real data: real_affine4_codes() reads every F32 tensor of
+// $ECQ_SHARED_DATA_DIR/use-lite.safetensors (a small reader for this bench,
+// not a validating parser) and quantises it to 4-bit affine codes with groups
+// of 64 consecutive weights (scale = (max - min) / 15, bias = min, as MLX
+// does). Without the file it returns an empty set and the benchmarks that
+// need it are not registered.
 #ifndef ECQ_BENCH_BENCH_COMMON_HPP
 #define ECQ_BENCH_BENCH_COMMON_HPP
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -76,6 +87,70 @@ struct coded {
   }
   std::size_t bytes() const { return words.size() * sizeof(typename Params::word_type); }
 };
+
+/// Affine 4-bit codes of real weights with their group side data.
+struct affine4_codes {
+  std::vector<std::uint8_t> codes;  // one code per byte
+  std::vector<float> scales, biases;  // per group of 64 codes
+  std::string source;                 // file the weights came from ("" when there are none)
+};
+
+/// The folder with real weights: $ECQ_SHARED_DATA_DIR, else the build's ECQ_SHARED_DATA_DIR.
+inline std::string shared_data_dir() {
+  if (const char* env = std::getenv("ECQ_SHARED_DATA_DIR")) return env;
+#if defined(ECQ_SHARED_DATA_DIR)
+  return ECQ_SHARED_DATA_DIR;
+#else
+  return {};
+#endif
+}
+
+/// Quantises w[0, n) group by group (64 consecutive weights) and appends the
+/// codes and side data to `out`.
+inline void quantise_affine4(const float* w, std::size_t n, affine4_codes* out) {
+  for (std::size_t g = 0; g < n; g += 64) {
+    const std::size_t len = std::min<std::size_t>(64, n - g);
+    const auto mm = std::minmax_element(w + g, w + g + len);
+    const float lo = *mm.first, scale = (*mm.second - lo) / 15.0f;
+    out->scales.push_back(scale);
+    out->biases.push_back(lo);
+    for (std::size_t j = 0; j < len; ++j) {
+      const float c = scale > 0 ? std::nearbyint((w[g + j] - lo) / scale) : 0.0f;
+      out->codes.push_back(std::uint8_t(std::min(15.0f, std::max(0.0f, c))));
+    }
+  }
+}
+
+/// 4-bit affine codes of every F32 tensor of use-lite.safetensors, in file order.
+inline const affine4_codes& real_affine4_codes() {
+  static const affine4_codes cached = [] {
+    affine4_codes out;
+    const std::string path = shared_data_dir() + "/use-lite.safetensors";
+    std::ifstream in(path, std::ios::binary);
+    std::uint64_t header_len = 0;
+    if (!in.read(reinterpret_cast<char*>(&header_len), 8) || header_len > (std::uint64_t(1) << 24)) return out;
+    std::string header(header_len, ' ');
+    if (!in.read(&header[0], std::streamsize(header_len))) return out;
+    const std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Each tensor object holds "dtype":"..." and "data_offsets":[begin,end].
+    for (std::size_t pos = header.find("\"data_offsets\""); pos != std::string::npos;
+         pos = header.find("\"data_offsets\"", pos + 1)) {
+      const std::size_t object = header.rfind('{', pos);
+      const std::size_t dtype = header.find("\"dtype\"", object);
+      if (dtype == std::string::npos || header.compare(header.find('"', dtype + 8), 5, "\"F32\"") != 0) continue;
+      unsigned long long begin = 0, end = 0;
+      if (std::sscanf(header.c_str() + header.find('[', pos), "[%llu,%llu]", &begin, &end) != 2 || end < begin ||
+          end > data.size() || (end - begin) % 4 != 0)
+        continue;
+      std::vector<float> w((end - begin) / 4);
+      std::memcpy(w.data(), data.data() + begin, end - begin);
+      quantise_affine4(w.data(), w.size(), &out);
+    }
+    if (!out.codes.empty()) out.source = path;
+    return out;
+  }();
+  return cached;
+}
 
 /// The CPU model from /proc/cpuinfo ("unknown" where there is none).
 inline std::string cpu_model() {
