@@ -19,12 +19,13 @@
 
 #if ECQ_HAS_X86_KERNELS()
 
-// GCC 12 reports -Wmaybe-uninitialized inside its own intrinsics headers
-// (_mm512_undefined_epi32 passthroughs, GCC bug 105593) wherever they are
-// inlined; the warning is switched off for this header only.
+// GCC 12 reports (maybe-)uninitialized variables inside its own intrinsics
+// headers (the _mm512_undefined_* passthroughs, GCC bug 105593) wherever
+// they are inlined; the two warnings are switched off for this header only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <immintrin.h>
