@@ -266,10 +266,6 @@ inline status parse_container(const std::uint8_t* data, std::size_t size, bool v
   if (index_offset > checksum_offset || num_blocks > (checksum_offset - index_offset) / 16) return status::bad_offset;
   const std::uint64_t section_data_offset = index_offset + num_blocks * 16;
 
-  if (!all_zero(data + params_offset + scheme_params_size, table_offset - params_offset - scheme_params_size) ||
-      !all_zero(data + table_offset + table_size, directory_offset - table_offset - table_size))
-    return status::bad_offset;
-
   // Frequency table: exactly table_size bytes, consistent with the header.
   frequency_table_info info;
   st = read_frequency_table(data + table_offset, std::size_t(table_size), freqs, max_alphabet_size, &info);
@@ -277,6 +273,9 @@ inline status parse_container(const std::uint8_t* data, std::size_t size, bool v
   if (info.size_bytes != table_size || info.alphabet_size != g.alphabet_size ||
       info.scale_bits != int(g.scale_bits) || freqs[g.pad_symbol] == 0)
     return status::corrupt_table;
+  if (!all_zero(data + params_offset + scheme_params_size, table_offset - params_offset - scheme_params_size) ||
+      !all_zero(data + table_offset + table_size, directory_offset - table_offset - table_size))
+    return status::bad_offset;
 
   // Section directory; data laid out in directory order.
   byte_reader dr(data + directory_offset, std::size_t(num_sections) * 16);
@@ -411,41 +410,30 @@ class encoded_tensor {
   /// Bytes of the decode table (2^S entries of 4 or 8 bytes), for copying it.
   std::size_t decode_table_bytes() const { return decode_table_bytes_; }
 
-  /// CHECKED decode of block (tile, chunk); sink(row, column, symbol) as in
-  /// decode_block_checked.
-  /// @return status::invalid_argument if tile or chunk is out of range, else
-  ///         the status of decode_block_checked.
-  template <class Sink>
-  status decode_block_checked(std::uint64_t tile, std::uint64_t chunk, Sink&& sink) const {
+  /// CHECKED decode of block (tile, chunk) into its rectangle of
+  /// out[row * symbols_per_row + column] (a whole-tensor buffer of
+  /// `capacity` entries). For other sinks use ecq::decode_block_checked on
+  /// view().block(tile, chunk) inside visit_coder.
+  /// @return status::ok; status::invalid_argument if tile or chunk is out of
+  ///         range or nothing is open; status::output_too_small if capacity
+  ///         < rows * symbols_per_row; else the status of
+  ///         ecq::decode_block_checked (the rectangle is then partly written).
+  template <class Symbol>
+  status decode_block_checked(std::uint64_t tile, std::uint64_t chunk, Symbol* out, std::size_t capacity) const {
     const tensor_geometry& g = layout_.geometry;
     if (bytes_ == nullptr || tile >= g.num_tiles() || chunk >= g.num_chunks()) return status::invalid_argument;
-    const encoded_tensor_view v = view();
-    return visit_coder(g, v.decode_table, [&](auto params, auto lanes, auto table) {
-      return ecq::decode_block_checked<decltype(params), decltype(lanes)::value>(v.block(tile, chunk), table, sink);
-    });
+    const std::uint64_t b = tile * g.num_chunks() + chunk;
+    return decode_blocks_checked(b, b + 1, out, capacity);
   }
 
   /// CHECKED decode of the whole tensor into out[row * symbols_per_row + column].
   /// @return status::ok; status::output_too_small if capacity < rows *
   ///         symbols_per_row; status::invalid_argument if nothing is open;
-  ///         else the first block's error (out is then partly written).
+  ///         else the first failing block's status (out is then partly written).
   template <class Symbol>
   status decode_checked(Symbol* out, std::size_t capacity) const {
     if (bytes_ == nullptr) return status::invalid_argument;
-    const tensor_geometry& g = layout_.geometry;
-    if (capacity / g.symbols_per_row < g.rows) return status::output_too_small;
-    const encoded_tensor_view v = view();
-    return visit_coder(g, v.decode_table, [&](auto params, auto lanes, auto table) {
-      auto store = [out, &g](std::uint64_t row, std::uint64_t column, std::uint32_t s) {
-        out[row * g.symbols_per_row + column] = Symbol(s);
-      };
-      for (std::uint64_t t = 0; t < g.num_tiles(); ++t)
-        for (std::uint64_t k = 0; k < g.num_chunks(); ++k) {
-          const status st = ecq::decode_block_checked<decltype(params), decltype(lanes)::value>(v.block(t, k), table, store);
-          if (st != status::ok) return st;
-        }
-      return status::ok;
-    });
+    return decode_blocks_checked(0, layout_.geometry.num_blocks(), out, capacity);
   }
 
   /// FAST PATH: decodes the whole tensor into out[row * symbols_per_row +
@@ -471,6 +459,27 @@ class encoded_tensor {
 
  private:
   status adopt(const std::uint8_t* data, std::size_t size, open_options o);
+
+  // Blocks [first, last) into a whole-tensor buffer. One sink type for both
+  // public checked decoders keeps the instantiations at one per configuration.
+  template <class Symbol>
+  status decode_blocks_checked(std::uint64_t first, std::uint64_t last, Symbol* out, std::size_t capacity) const {
+    const tensor_geometry& g = layout_.geometry;
+    if (capacity / g.symbols_per_row < g.rows) return status::output_too_small;
+    const encoded_tensor_view v = view();
+    const std::uint64_t num_chunks = g.num_chunks();
+    return visit_coder(g, v.decode_table, [&](auto params, auto lanes, auto table) {
+      auto store = [out, &g](std::uint64_t row, std::uint64_t column, std::uint32_t s) {
+        out[row * g.symbols_per_row + column] = Symbol(s);
+      };
+      for (std::uint64_t b = first; b < last; ++b) {
+        const status st = ecq::decode_block_checked<decltype(params), decltype(lanes)::value>(
+            v.block(b / num_chunks, b % num_chunks), table, store);
+        if (st != status::ok) return st;
+      }
+      return status::ok;
+    });
+  }
   std::vector<std::uint32_t>& select_entries(std::uint32_t) { return entries32_; }
   std::vector<std::uint64_t>& select_entries(std::uint64_t) { return entries64_; }
 
