@@ -84,6 +84,10 @@ std::vector<std::uint32_t> rounding_plus_greedy(const std::vector<std::uint64_t>
   double n = 0;
   for (auto x : c) n += double(x);
   std::vector<std::uint32_t> f(c.size(), 0);
+  if (n == 0) {  // empty input: the library's convention, nothing to compare
+    f[0] = std::uint32_t(M);
+    return f;
+  }
   std::int64_t sum = 0;
   for (std::size_t s = 0; s < c.size(); ++s) {
     if (c[s] == 0) continue;
