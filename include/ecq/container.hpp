@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -495,11 +496,12 @@ class encoded_tensor {
 };
 
 inline status encoded_tensor::adopt(const std::uint8_t* data, std::size_t size, open_options o) {
-  std::vector<std::uint32_t> freqs(max_alphabet_size);
-  const status st = detail::parse_container(data, size, o.verify_checksum, &layout_, freqs.data());
+  // Room for the largest table, left uninitialised: the parser writes the
+  // alphabet_size entries it accepts, and only those are kept.
+  std::unique_ptr<std::uint32_t[]> freqs(new std::uint32_t[max_alphabet_size]);
+  const status st = detail::parse_container(data, size, o.verify_checksum, &layout_, freqs.get());
   if (st != status::ok) return st;
-  freqs.resize(layout_.geometry.alphabet_size);
-  freqs_ = std::move(freqs);
+  freqs_.assign(freqs.get(), freqs.get() + layout_.geometry.alphabet_size);
   bytes_ = data;
   size_ = size;
   // The packed decode table for the (ScaleBits, SymbolBits) that visit_coder
