@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -122,7 +123,16 @@ template <class P>
 class RansStateTyped : public ::testing::Test {};
 using configs = ::testing::Types<ecq::rans32x8<12>, ecq::rans32x8<8>, ecq::rans32x16<12>, ecq::rans32x16<15>,
                                  ecq::rans64x16<12>, ecq::rans64x16<16>, ecq::rans64x32<12>, ecq::rans64x32<16>>;
-TYPED_TEST_SUITE(RansStateTyped, configs);
+// Readable test names ("rans32x16_S12"); naming the generator also keeps
+// clang's -Wpedantic quiet about the macro's empty variadic argument.
+struct config_names {
+  template <class P>
+  static std::string GetName(int) {
+    return "rans" + std::to_string(P::state_bits) + "x" + std::to_string(P::word_bits) + "_S" +
+           std::to_string(P::scale_bits);
+  }
+};
+TYPED_TEST_SUITE(RansStateTyped, configs, config_names);
 
 // Textbook encoder step (ryg_rans RansEncPut with a division): emit words
 // while x >= x_max = ((L >> S) << WordBits) * f, then x = (x/f)*M + x%f + start.
