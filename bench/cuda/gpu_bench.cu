@@ -1,0 +1,741 @@
+// bench/cuda/gpu_bench.cu — READ ME FIRST
+//
+// The GPU benchmark of issue #6, one program, one run (see docs/cuda-notes.md
+// and docs/performance.md "GPU (H100)"):
+//   * copy bandwidth (cudaMemcpy device to device, bytes read + written);
+//   * per shape (M x K, y = W x): synthetic heavy-tailed weights (Student-t,
+//     8 degrees of freedom) encoded as
+//       - lossless bf16 with exponent pairs (fused GEMV; decode-to-memory,
+//         checked bit for bit against the original bf16);
+//       - 4-bit affine, group 128, four codes per symbol (fused GEMV;
+//         decode-to-memory of the codes, checked byte for byte);
+//       - the same 4-bit codes stored plainly (the plain 4-bit GEMV baseline);
+//       - the bf16 weights through cuBLAS (cublasGemmEx, fp32 and bf16 out);
+//     every GEMV result checked against a float64 CPU reference;
+//   * timing: every kernel in a CUDA graph of many launches that rotate over
+//     enough copies of its data to keep L2 (50 MB) cold; median of replays.
+// Prints a table last and writes JSON (argv: --json PATH).
+//
+// Modes: (default) all shapes; --quick: the acceptance shape only;
+// --test: small shapes, every kernel once with checks and no timing (for
+// compute-sanitizer memcheck/racecheck).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "reference_kernels.cuh"
+#include "tile_codec.hpp"
+
+using namespace ecq_bench;
+
+#define CK(call)                                                                                   \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                                \
+    }                                                                                              \
+  } while (0)
+#define CB(call)                                                                              \
+  do {                                                                                        \
+    cublasStatus_t s_ = (call);                                                               \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+      std::fprintf(stderr, "%s:%d: %s: cublas status %d\n", __FILE__, __LINE__, #call, int(s_)); \
+      std::exit(2);                                                                           \
+    }                                                                                         \
+  } while (0)
+
+namespace {
+
+bool g_test = false;
+bool g_profile = false;  // one launch of the main kernels, no graphs (for ncu)
+bool g_cublas = true;
+int g_failures = 0;
+int g_sms = 0;
+std::string g_json;
+
+template <class T>
+struct dbuf {
+  T* p = nullptr;
+  std::size_t n = 0;
+  dbuf() = default;
+  explicit dbuf(std::size_t count) : n(count) { CK(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T))); }
+  dbuf(const dbuf&) = delete;
+  dbuf& operator=(const dbuf&) = delete;
+  dbuf(dbuf&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr; }
+  dbuf& operator=(dbuf&& o) noexcept {
+    std::swap(p, o.p);
+    std::swap(n, o.n);
+    return *this;
+  }
+  ~dbuf() {
+    if (p) cudaFree(p);
+  }
+  std::size_t bytes() const { return n * sizeof(T); }
+};
+template <class T>
+dbuf<T> upload(const std::vector<T>& v) {
+  dbuf<T> d(v.size());
+  if (!v.empty()) CK(cudaMemcpy(d.p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <class T>
+std::vector<T> download(const T* p, std::size_t n) {
+  std::vector<T> v(n);
+  CK(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+struct result_row {
+  std::string shape, kernel, config;
+  int batch = 1;
+  double us = 0, bytes = 0, weights = 0, err = -1;
+  bool ok = true;
+};
+std::vector<result_row> g_rows;
+
+void record(const result_row& r) {
+  g_rows.push_back(r);
+  std::printf("  %-10s %-26s b=%d %-22s %9.2f us %8.1f GB/s %8.3f Tw/s err=%.2e %s\n", r.shape.c_str(),
+              r.kernel.c_str(), r.batch, r.config.c_str(), r.us, r.us > 0 ? r.bytes / r.us / 1e3 : 0.0,
+              r.us > 0 ? r.weights / r.us / 1e6 : 0.0, r.err, r.ok ? "ok" : "FAIL");
+  std::fflush(stdout);
+  if (!r.ok) ++g_failures;
+}
+
+/// Median time per launch (us) of `launch(copy, stream)` captured `per_graph`
+/// times into a graph, copies rotating, over `reps` replays.
+double time_graph(const std::function<void(int, cudaStream_t)>& launch, int copies, double est_us) {
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (int i = 0; i < copies; ++i) launch(i, st);  // warm-up: module load, first touch
+  CK(cudaStreamSynchronize(st));
+  CK(cudaGetLastError());
+  int per_graph = int(std::max(2.0, std::min(400.0, 3000.0 / std::max(est_us, 1.0))));
+  per_graph = (per_graph + copies - 1) / copies * copies;
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < per_graph; ++i) launch(i % copies, st);
+  CK(cudaStreamEndCapture(st, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  CK(cudaGraphLaunch(exec, st));  // warm replay
+  CK(cudaStreamSynchronize(st));
+  std::vector<double> t;
+  for (int r = 0; r < 7; ++r) {
+    CK(cudaEventRecord(a, st));
+    CK(cudaGraphLaunch(exec, st));
+    CK(cudaEventRecord(b, st));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms * 1000.0 / per_graph);
+  }
+  CK(cudaGetLastError());
+  std::sort(t.begin(), t.end());
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  CK(cudaGraphExecDestroy(exec));
+  CK(cudaGraphDestroy(graph));
+  CK(cudaStreamDestroy(st));
+  return t[t.size() / 2];
+}
+
+int copies_for(double bytes) { return std::max(2, int(std::ceil(150e6 / std::max(bytes, 1.0)))); }
+
+double rel_l2(const std::vector<float>& y, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (!std::isfinite(y[i])) return INFINITY;
+    num += (double(y[i]) - ref[i]) * (double(y[i]) - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+/// y[b][r] = sum_c w(r, c) x[b][c] in float64.
+std::vector<double> reference_gemv(std::uint32_t M, std::uint32_t K, int batch,
+                                   const std::function<void(std::size_t, double*)>& row_weights,
+                                   const std::vector<std::uint16_t>& x) {
+  std::vector<double> y(std::size_t(batch) * M);
+  std::vector<double> xd(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) xd[i] = bf16_to_float(x[i]);
+  parallel_for(M, [&](std::size_t a, std::size_t b) {
+    std::vector<double> w(K);
+    for (std::size_t r = a; r < b; ++r) {
+      row_weights(r, w.data());
+      for (int bb = 0; bb < batch; ++bb) {
+        double s = 0;
+        const double* xb = xd.data() + std::size_t(bb) * K;
+        for (std::uint32_t c = 0; c < K; ++c) s += w[c] * xb[c];
+        y[std::size_t(bb) * M + r] = s;
+      }
+    }
+  });
+  return y;
+}
+
+/// Device copies of an encoded matrix: streams + raw + side, `copies` times.
+struct device_tiles {
+  std::vector<dbuf<std::uint16_t>> words;
+  std::vector<dbuf<std::uint32_t>> raw, side;
+  dbuf<std::uint32_t> offset, count;
+  bench_tiles view(int copy, std::uint32_t parts) const {
+    bench_tiles t{};
+    t.words = words[copy].p;
+    t.offset = offset.p;
+    t.count = count.p;
+    t.raw = raw[copy].p;
+    t.side = side.empty() ? nullptr : side[copy].p;
+    t.raw_words = raw_words;
+    t.side_words = side_words;
+    t.rounds = layout.rounds();
+    t.tiles = layout.tiles();
+    t.chunks = layout.chunks();
+    t.chunk_cols = layout.chunk_cols;
+    t.chunks_per_part = layout.chunks() / parts;
+    t.by_per_part = fast_div::of(t.tiles * t.chunks_per_part);
+    t.by_chunks_per_part = fast_div::of(t.chunks_per_part);
+    t.by_chunks = fast_div::of(t.chunks);
+    return t;
+  }
+  tile_layout layout;
+  std::uint32_t raw_words = 0, side_words = 0;
+  double bytes = 0;  // streams + raw + side of one copy
+};
+
+device_tiles make_device_tiles(const encoded_streams& s, const tile_layout& L, const std::vector<std::uint32_t>& raw,
+                               std::uint32_t raw_words_per_item, const std::vector<std::uint32_t>* side,
+                               std::uint32_t side_words_per_item, int copies) {
+  device_tiles d;
+  d.layout = L;
+  d.raw_words = raw_words_per_item;
+  d.side_words = side_words_per_item;
+  d.offset = upload(s.offset);
+  d.count = upload(s.count);
+  for (int c = 0; c < copies; ++c) {
+    d.words.push_back(upload(s.words));
+    d.raw.push_back(upload(raw));
+    if (side) d.side.push_back(upload(*side));
+  }
+  d.bytes = double(s.words.size()) * 2 + double(raw.size()) * 4 + (side ? double(side->size()) * 4 : 0.0);
+  return d;
+}
+
+template <class Kernel>
+int blocks_per_sm(Kernel k, int threads, std::size_t smem) {
+  int n = 0;
+  CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, threads, smem));
+  return n;
+}
+
+std::vector<std::uint16_t> make_activations(int batch, std::uint32_t K, std::uint64_t seed) {
+  std::vector<std::uint16_t> x(std::size_t(batch) * K);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float_to_bf16(float(normal_at(seed, i, 3)));
+  return x;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kernel configurations: decoder variants measured side by side.
+/// S: ScaleBits; R: table replicas; Words: word source; Ways: streams per warp; Warps per block; MinBlocks for
+/// __launch_bounds__ (register cap).
+template <int S, int R, class Words, int Ways, int Warps, int MinBlocks>
+struct config {
+  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, R, Words, Ways>;
+  static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways;
+  static std::string name() {
+    char b[64];
+    std::snprintf(b, sizeof b, "R%d w%d %dw/b", R, Ways, Warps);
+    return b;
+  }
+};
+using ring8 = ecq::staged_words<1024, 8, 1>;  // 8 rounds per block, 2 KB + mirror per stream
+constexpr int kWarps = 8;
+
+/// Parts so that Batch * columns * 2 bytes of activations fit `budget` bytes.
+std::uint32_t parts_for(int batch, const tile_layout& L, std::size_t budget) {
+  for (std::uint32_t p : {1u, 2u, 4u, 6u, 11u, 12u}) {
+    if (L.chunks() % p != 0 || std::uint32_t(g_sms) % p != 0) continue;
+    if (std::size_t(batch) * (L.cols / p) * 2 <= budget) return p;
+  }
+  return 0;
+}
+
+template <class C, class Dequant, int Batch>
+void run_fused(const std::string& shape, const std::string& name, const device_tiles& dt, const dbuf<std::uint32_t>& table,
+               const dbuf<std::uint16_t>& x, std::uint32_t M, std::uint32_t K, const std::vector<double>& ref,
+               double table_bytes) {
+  using D = typename C::decoder;
+  constexpr int kWarps = C::warps;
+  using G = ecq::block_fused_gemv<kWarps, D, Dequant, Batch>;
+  auto kern = fused_gemv_kernel<kWarps, C::min_blocks, D, Dequant, Batch>;
+  const std::uint32_t parts = parts_for(Batch, dt.layout, 40 * 1024);
+  if (parts == 0 || (dt.layout.chunks() / parts) % C::ways != 0) return;
+  const std::uint32_t columns = K / parts;
+  const std::size_t smem = G::shared_bytes(columns);
+  const int max_bps = blocks_per_sm(kern, kWarps * 32, smem);
+  dbuf<float> y(std::size_t(Batch) * M);
+  std::vector<int> bps_list;
+  for (int b = max_bps; b >= 1 && int(bps_list.size()) < (g_test ? 1 : 3); --b) bps_list.push_back(b);
+  for (int bps : bps_list) {
+    const int grid = g_sms * bps;
+    if (grid % int(parts) != 0) continue;
+    auto launch = [&](int copy, cudaStream_t st) {
+      CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+      kern<<<grid, kWarps * 32, smem, st>>>(dt.view(copy, parts), table.p, x.p, K, parts, y.p, M);
+    };
+    CK(cudaMemset(y.p, 0xff, y.bytes()));  // poison: the memset in launch must clear it
+    launch(0, 0);
+    CK(cudaDeviceSynchronize());
+    CK(cudaGetLastError());
+    result_row r;
+    r.shape = shape;
+    r.kernel = name;
+    r.batch = Batch;
+    char cfg[64];
+    std::snprintf(cfg, sizeof cfg, " %dx%dw p%u", bps, kWarps, parts);
+    r.config = C::name() + cfg;
+    r.err = rel_l2(download(y.p, y.n), ref);
+    r.ok = r.err < 1e-4;
+    r.bytes = dt.bytes + table_bytes;
+    r.weights = double(M) * K;
+    if (!g_test && !g_profile) r.us = time_graph(launch, int(dt.words.size()), 100.0);
+    record(r);
+    if (g_profile) break;
+  }
+}
+
+template <int Batch>
+void run_plain(const std::string& shape, const device_tiles& dt, const std::vector<dbuf<std::uint32_t>>& plain,
+               const std::vector<dbuf<std::uint32_t>>& side, std::uint32_t plain_u4, const dbuf<std::uint16_t>& x,
+               std::uint32_t M, std::uint32_t K, const std::vector<double>& ref, double bytes) {
+  auto kern = plain_w4_gemv_kernel<kWarps, Batch, 128>;
+  const std::uint32_t parts = parts_for(Batch, dt.layout, 40 * 1024);
+  if (parts == 0) return;
+  const std::size_t smem = plain_w4_shared_bytes<Batch, 128>(K / parts);
+  const int max_bps = blocks_per_sm(kern, kWarps * 32, smem);
+  dbuf<float> y(std::size_t(Batch) * M);
+  std::vector<int> bps_list;
+  for (int b = max_bps; b >= 1 && int(bps_list.size()) < (g_test ? 1 : 3); --b) bps_list.push_back(b);
+  for (int bps : bps_list) {
+    const int grid = g_sms * bps;
+    if (grid % int(parts) != 0) continue;
+    auto launch = [&](int copy, cudaStream_t st) {
+      CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+      bench_tiles v = dt.view(0, parts);  // geometry only: the plain kernel reads no stream
+      v.side = side[copy].p;
+      kern<<<grid, kWarps * 32, smem, st>>>(v, reinterpret_cast<const uint4*>(plain[copy].p), plain_u4, x.p, K, parts,
+                                            y.p, M);
+    };
+    CK(cudaMemset(y.p, 0xff, y.bytes()));
+    launch(0, 0);
+    CK(cudaDeviceSynchronize());
+    CK(cudaGetLastError());
+    result_row r;
+    r.shape = shape;
+    r.kernel = "plain w4 g128";
+    r.batch = Batch;
+    char cfg[64];
+    std::snprintf(cfg, sizeof cfg, "%dx%dw p%u", bps, kWarps, parts);
+    r.config = cfg;
+    r.err = rel_l2(download(y.p, y.n), ref);
+    r.ok = r.err < 1e-4;
+    r.bytes = bytes;
+    r.weights = double(M) * K;
+    if (!g_test && !g_profile) r.us = time_graph(launch, int(plain.size()), 50.0);
+    record(r);
+    if (g_profile) break;
+  }
+}
+
+void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,
+                const std::vector<std::uint16_t>& xh, std::uint32_t M, std::uint32_t K, int batch,
+                const std::vector<double>& ref) {
+  dbuf<std::uint16_t> x = upload(std::vector<std::uint16_t>(xh.begin(), xh.begin() + std::size_t(batch) * K));
+  for (int out_bf16 = 0; out_bf16 < 2; ++out_bf16) {
+    dbuf<float> y(std::size_t(batch) * M);
+    dbuf<std::uint16_t> yb(std::size_t(batch) * M);
+    const float alpha = 1.0f, beta = 0.0f;
+    auto launch = [&](int copy, cudaStream_t st) {
+      CB(cublasSetStream(h, st));
+      CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(M), batch, int(K), &alpha, w[copy].p, CUDA_R_16BF, int(K), x.p,
+                      CUDA_R_16BF, int(K), &beta, out_bf16 ? static_cast<void*>(yb.p) : static_cast<void*>(y.p),
+                      out_bf16 ? CUDA_R_16BF : CUDA_R_32F, int(M), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    };
+    launch(0, 0);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> yv;
+    if (out_bf16) {
+      const auto hb = download(yb.p, yb.n);
+      for (std::uint16_t v : hb) yv.push_back(bf16_to_float(v));
+    } else {
+      yv = download(y.p, y.n);
+    }
+    result_row r;
+    r.shape = shape;
+    r.kernel = out_bf16 ? "cublas bf16->bf16" : "cublas bf16->f32";
+    r.batch = batch;
+    r.config = "GemmEx default";
+    r.err = rel_l2(yv, ref);
+    r.ok = r.err < (out_bf16 ? 1e-2 : 1e-4);
+    r.bytes = double(M) * K * 2;
+    r.weights = double(M) * K;
+    if (!g_test) r.us = time_graph(launch, int(w.size()), 100.0);
+    record(r);
+  }
+}
+
+template <class C, class Kernel>
+void time_decode(const std::string& shape, const std::string& name, Kernel kern, std::size_t smem,
+                 const std::function<void(int, cudaStream_t, int)>& launch_grid, double bytes, double weights,
+                 int copies, bool ok, double err) {
+  const int max_bps = blocks_per_sm(kern, C::warps * 32, smem);
+  for (int bps = max_bps; bps >= std::max(1, max_bps - 1); --bps) {
+    if (g_profile && bps != max_bps) break;
+    result_row r;
+    r.shape = shape;
+    r.kernel = name;
+    char cfg[64];
+    std::snprintf(cfg, sizeof cfg, " %dx%dw", bps, C::warps);
+    r.config = C::name() + cfg;
+    r.ok = ok;
+    r.err = err;
+    r.bytes = bytes;
+    r.weights = weights;
+    if (!g_test && !g_profile)
+      r.us = time_graph([&](int c, cudaStream_t st) { launch_grid(c, st, g_sms * bps); }, copies, 50.0);
+    record(r);
+    if (g_test) break;
+  }
+}
+
+double measure_copy_bandwidth() {
+  const std::size_t n = std::size_t(1) << 30;  // 1 GiB each way
+  dbuf<std::uint8_t> a(n), b(n);
+  CK(cudaMemset(a.p, 1, n));
+  const double us = time_graph([&](int c, cudaStream_t st) {
+    CK(cudaMemcpyAsync(c ? a.p : b.p, c ? b.p : a.p, n, cudaMemcpyDeviceToDevice, st));
+  }, 2, 700.0);
+  return 2.0 * n / us / 1e3;  // GB/s, read + write
+}
+
+__global__ void spin_kernel(long long cycles, long long* out) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = clock64() - t0;
+}
+
+double measure_sm_clock_ghz() {
+  dbuf<long long> out(g_sms);
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  spin_kernel<<<g_sms, 32>>>(1000000, out.p);
+  CK(cudaEventRecord(a));
+  spin_kernel<<<g_sms, 32>>>(20000000, out.p);
+  CK(cudaEventRecord(b));
+  CK(cudaEventSynchronize(b));
+  float ms;
+  CK(cudaEventElapsedTime(&ms, a, b));
+  return 20000000.0 / (ms * 1e6);
+}
+
+// ------------------------------------------------------------------------------------------------
+void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches, cublasHandle_t h) {
+  char shape[32];
+  std::snprintf(shape, sizeof shape, "%ux%u", M, K);
+  std::printf("shape %s\n", shape);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+  const std::size_t n = std::size_t(M) * K;
+
+  // Weights: Student-t(8) * 0.02, per-row scale in [0.5, 1.5].
+  std::vector<float> wf(n);
+  parallel_for(M, [&](std::size_t a, std::size_t b) {
+    for (std::size_t r = a; r < b; ++r) {
+      const float rs = 0.02f * float(0.5 + uniform01(mix64(0xabcd + r)));
+      for (std::uint32_t c = 0; c < K; ++c) wf[r * K + c] = t8_at(0x5eed, r * K + c, rs);
+    }
+  });
+  std::vector<std::uint16_t> wb(n);
+  parallel_for(n, [&](std::size_t a, std::size_t b) {
+    for (std::size_t i = a; i < b; ++i) wb[i] = float_to_bf16(wf[i]);
+  });
+  const std::vector<std::uint16_t> xh = make_activations(max_batch, K, 0x77 + M + K);
+
+  // ---- bf16 pairs
+  tile_layout Lb{M, K, 256, 2};
+  bf16_pair_tensor bt;
+  encoded_streams bs;
+  const bool bf16_ok = make_bf16_pairs(wb, Lb, &bt) && encode_items(bt.layout, bt.symbols, 4096, &bs);
+  // ---- affine-4 g128, four codes per symbol (the codes and scales do not depend on the chunk size)
+  tile_layout La{M, K, 256, 4};
+  affine4_tensor at;
+  make_affine4(wf, La, 128, &at);
+  encoded_streams as;
+  const bool a4_ok = encode_items(at.layout, at.symbols, 256, &as);
+  std::vector<float>().swap(wf);
+  std::printf("  prepared in %.1f s: bf16 pairs S=%d H=%.3f bits/pair, %.3f bits/weight coded; "
+              "affine4 S=%d H=%.3f bits/symbol, %.3f bits/weight coded (+%.3f side)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), bs.scale_bits,
+              bs.entropy_bits_per_symbol, (double(bs.stream_bytes()) * 8 + double(n) * 8) / double(n), as.scale_bits,
+              as.entropy_bits_per_symbol, (double(as.stream_bytes()) * 8 + double(n) * 2) / double(n), 32.0 / 128);
+  if (!bf16_ok || bs.scale_bits != 11) {
+    std::printf("  bf16 pairs: unsupported (exponents or scale bits %d)\n", bs.scale_bits);
+    ++g_failures;
+  }
+  if (!a4_ok || as.scale_bits != 12) {
+    std::printf("  affine4: unsupported (scale bits %d)\n", as.scale_bits);
+    ++g_failures;
+  }
+
+  // ---- references, all batch columns at once ([b][M]; batch b uses the first b)
+  const std::vector<double> ref_b = reference_gemv(M, K, max_batch, [&](std::size_t r, double* w) {
+    for (std::uint32_t c = 0; c < K; ++c) w[c] = bf16_to_float(wb[r * K + c]);
+  }, xh);
+  const std::vector<double> ref_a = reference_gemv(M, K, max_batch, [&](std::size_t r, double* w) {
+    for (std::uint32_t c = 0; c < K; ++c) w[c] = at.weight(r, c);
+  }, xh);
+  auto ref = [&](const std::vector<double>& all, int b) {
+    return std::vector<double>(all.begin(), all.begin() + std::size_t(b) * M);
+  };
+  std::printf("  references done at %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  const dbuf<std::uint16_t> x = upload(xh);
+  const double wbytes_b = double(n) * 2;
+
+  // ---- cuBLAS
+  {
+    std::vector<dbuf<std::uint16_t>> w;
+    const int copies = g_test ? 1 : copies_for(wbytes_b);
+    for (int c = 0; c < copies; ++c) w.push_back(upload(wb));
+    if (g_cublas)
+      for (int b : batches) run_cublas(shape, h, w, xh, M, K, b, ref(ref_b, b));
+  }
+
+  // ---- bf16 fused + decode
+  if (bf16_ok && bs.scale_bits == 11) {
+    const int copies = g_test ? 1 : copies_for(double(bs.stream_bytes()) + double(bt.raw.size()) * 4);
+    device_tiles dt = make_device_tiles(bs, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, copies);
+    std::vector<std::uint32_t> tab(std::size_t(1) << 11);
+    const auto& ex = bt.exponents;
+    if (ecq::build_narrow_decode_table(bs.freqs.data(), 4096, 11, [&](std::uint32_t s) {
+          return ecq::bf16_pair_dequant::payload(ex[s & 63], ex[(s >> 6) < ex.size() ? (s >> 6) : 0]);
+        }, tab.data()) != ecq::status::ok) {
+      std::printf("  bf16 table build failed\n");
+      ++g_failures;
+    } else {
+      const dbuf<std::uint32_t> table = upload(tab);
+      const double tb = double(tab.size()) * 4;
+      using ca = config<11, 1, ring8, 1, 8, 4>;   // one stream per warp, 8-warp blocks, <= 64 registers
+      using cb = config<11, 1, ring8, 1, 16, 2>;  // one stream per warp, 16-warp blocks
+      using cc = config<11, 1, ring8, 2, 8, 2>;   // two streams per warp
+      using cr = config<11, 2, ring8, 1, 16, 2>;  // cb with two table replicas
+      using bd = ecq::bf16_pair_dequant;
+      for (int b : batches) {
+        if (b == 1) {
+          run_fused<ca, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<cb, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<cc, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<cr, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+        }
+        if (b == 2) run_fused<cb, bd, 2>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 2), tb);
+        if (b == 4) run_fused<cb, bd, 4>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 4), tb);
+        if (b == 8) run_fused<cb, bd, 8>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 8), tb);
+      }
+      // decode-to-memory, bit-exact check
+      using D = typename cb::decoder;
+      using B = ecq::block_decoder<cb::warps, D>;
+      auto kern = decode_bf16_kernel<cb::warps, cb::min_blocks, D>;
+      const std::size_t smem = sizeof(typename B::TempStorage);
+      dbuf<std::uint16_t> out(n);
+      auto launch = [&](int c, cudaStream_t st, int grid) {
+        kern<<<grid, cb::warps * 32, smem, st>>>(dt.view(c, 1), table.p, out.p, K);
+      };
+      blocks_per_sm(kern, cb::warps * 32, smem);
+      CK(cudaMemset(out.p, 0xff, out.bytes()));
+      launch(0, 0, g_sms);
+      CK(cudaDeviceSynchronize());
+      CK(cudaGetLastError());
+      const auto back = download(out.p, n);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
+      time_decode<cb>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2,
+                         double(n), copies, bad == 0, double(bad));
+    }
+  }
+
+  // ---- affine-4: fused, plain, decode; per chunk size (the main shape also runs 512-column chunks)
+  auto affine_pass = [&](const affine4_tensor& at, const encoded_streams& as, bool with_plain, const std::string& tag) {
+  if (a4_ok && as.scale_bits == 12) {
+    const int copies = g_test ? 1 : copies_for(double(as.stream_bytes()) + double(at.raw.size() + at.side.size()) * 4);
+    device_tiles dt =
+        make_device_tiles(as, at.layout, at.raw, at.raw_words_per_item, &at.side, at.side_words_per_item, copies);
+    std::vector<std::uint32_t> tab(4096), tabn(4096);
+    const bool tables_ok =
+        ecq::build_narrow_decode_table(as.freqs.data(), 256, 12,
+                                       [](std::uint32_t s) { return ecq::affine4_quad_dequant<128>::payload(s); },
+                                       tab.data()) == ecq::status::ok &&
+        ecq::build_narrow_decode_table(as.freqs.data(), 256, 12,
+                                       [](std::uint32_t s) { return nibble_store_sink<8, 1>::nibble_payload(s); },
+                                       tabn.data()) == ecq::status::ok;
+    if (!tables_ok) {
+      std::printf("  affine4 table build failed\n");
+      ++g_failures;
+    } else {
+      const dbuf<std::uint32_t> table = upload(tab), tablen = upload(tabn);
+      const double tb = 4096.0 * 4;
+      using ca = config<12, 1, ring8, 1, 8, 4>;
+      using cb = config<12, 1, ring8, 1, 16, 2>;
+      using cc = config<12, 1, ring8, 2, 8, 2>;
+      using cr = config<12, 2, ring8, 1, 16, 2>;
+      using ad = ecq::affine4_quad_dequant<128>;
+      for (int b : batches) {
+        if (b == 1) {
+          run_fused<ca, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cb, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cc, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cr, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+        }
+        if (b == 2) run_fused<cb, ad, 2>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 2), tb);
+        if (b == 4) run_fused<cb, ad, 4>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 4), tb);
+        if (b == 8) run_fused<cb, ad, 8>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 8), tb);
+      }
+      // plain baseline on the same codes and side data
+      if (with_plain) {
+        const int pc = g_test ? 1 : copies_for(double(at.plain.size() + at.side.size()) * 4);
+        std::vector<dbuf<std::uint32_t>> plain, side;
+        for (int c = 0; c < pc; ++c) {
+          plain.push_back(upload(at.plain));
+          side.push_back(upload(at.side));
+        }
+        const double pbytes = double(at.plain.size() + at.side.size()) * 4;
+        const std::uint32_t pu4 = at.plain_words_per_item / 4;
+        for (int b : batches) {
+          if (b == 1) run_plain<1>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 1), pbytes);
+          if (b == 2) run_plain<2>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 2), pbytes);
+          if (b == 4) run_plain<4>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 4), pbytes);
+          if (b == 8) run_plain<8>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 8), pbytes);
+        }
+      }
+      // decode-to-memory of the codes, byte-exact check against the plain nibbles
+      using D = typename cb::decoder;
+      using B = ecq::block_decoder<cb::warps, D>;
+      auto kern = decode_nibbles_kernel<cb::warps, cb::min_blocks, D>;
+      const std::size_t smem = sizeof(typename B::TempStorage);
+      dbuf<std::uint8_t> out(n / 2);
+      auto launch = [&](int c, cudaStream_t st, int grid) {
+        kern<<<grid, cb::warps * 32, smem, st>>>(dt.view(c, 1), tablen.p, out.p, K);
+      };
+      blocks_per_sm(kern, cb::warps * 32, smem);
+      CK(cudaMemset(out.p, 0xff, out.bytes()));
+      launch(0, 0, g_sms);
+      CK(cudaDeviceSynchronize());
+      CK(cudaGetLastError());
+      const auto back = download(out.p, n / 2);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < n / 2; ++i)
+        bad += back[i] != std::uint8_t(at.codes[2 * i] | (at.codes[2 * i + 1] << 4));
+      time_decode<cb>(shape, "decode w4 codes (exact)" + tag, kern, smem, launch,
+                         double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
+                         bad == 0, double(bad));
+    }
+  }
+  };
+  affine_pass(at, as, true, "");
+  if (K >= 8192 && !g_test) {
+    affine4_tensor at512;
+    encoded_streams as512;
+    at512 = at;
+    at512.layout.chunk_cols = 512;
+    make_affine4_layout(&at512);
+    if (encode_items(at512.layout, at512.symbols, 256, &as512)) affine_pass(at512, as512, false, " c512");
+  }
+  std::printf("  shape done at %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void write_json(double copy_gbs, double clock_ghz, const cudaDeviceProp& p) {
+  if (g_json.empty()) return;
+  FILE* f = std::fopen(g_json.c_str(), "w");
+  if (!f) return;
+  std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"sms\": %d,\n  \"l2_bytes\": %d,\n  \"copy_GBps\": %.1f,\n"
+               "  \"sm_clock_GHz\": %.3f,\n  \"rows\": [\n", p.name, p.multiProcessorCount, p.l2CacheSize, copy_gbs,
+               clock_ghz);
+  for (std::size_t i = 0; i < g_rows.size(); ++i) {
+    const auto& r = g_rows[i];
+    std::fprintf(f, "    {\"shape\": \"%s\", \"kernel\": \"%s\", \"batch\": %d, \"config\": \"%s\", \"us\": %.3f, "
+                 "\"bytes\": %.0f, \"weights\": %.0f, \"rel_err\": %.3e, \"ok\": %s}%s\n",
+                 r.shape.c_str(), r.kernel.c_str(), r.batch, r.config.c_str(), r.us, r.bytes, r.weights, r.err,
+                 r.ok ? "true" : "false", i + 1 < g_rows.size() ? "," : "");
+  }
+  std::fprintf(f, "  ]\n}\n");
+  std::fclose(f);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--test")) g_test = true;
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--profile")) g_profile = quick = true;
+    if (!std::strcmp(argv[i], "--no-cublas")) g_cublas = false;
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) g_json = argv[++i];
+  }
+  cudaDeviceProp p;
+  CK(cudaGetDeviceProperties(&p, 0));
+  g_sms = p.multiProcessorCount;
+  std::printf("device %s, %d SMs, L2 %d MB, %d CPU threads\n", p.name, g_sms, p.l2CacheSize >> 20,
+              int(std::thread::hardware_concurrency()));
+  cublasHandle_t h;
+  CB(cublasCreate(&h));
+  dbuf<std::uint8_t> ws(32u << 20);
+  CB(cublasSetWorkspace(h, ws.p, ws.bytes()));
+
+  double copy_gbs = 0, clock_ghz = 0;
+  if (!g_test && !g_profile) {
+    copy_gbs = measure_copy_bandwidth();
+    std::printf("copy bandwidth (D2D, read+write): %.1f GB/s\n", copy_gbs);
+  }
+  if (g_test) {
+    run_shape(64, 1024, {1, 2, 8}, h);
+    run_shape(96, 2048, {1, 4}, h);
+  } else if (g_profile) {
+    run_shape(28672, 8192, {1}, h);
+  } else if (quick) {
+    run_shape(28672, 8192, {1, 2, 4, 8}, h);
+  } else {
+    run_shape(28672, 8192, {1, 2, 4, 8}, h);
+    run_shape(4096, 4096, {1}, h);
+    run_shape(14336, 4096, {1}, h);
+    run_shape(4096, 14336, {1}, h);
+  }
+  if (!g_test && !g_profile) clock_ghz = measure_sm_clock_ghz();
+  write_json(copy_gbs, clock_ghz, p);
+
+  std::printf("\n%-11s %-26s %-3s %-22s %10s %9s %9s %10s %s\n", "shape", "kernel", "b", "config", "us", "GB/s",
+              "Tw/s", "rel_err", "");
+  for (const auto& r : g_rows)
+    std::printf("%-11s %-26s %-3d %-22s %10.2f %9.1f %9.3f %10.2e %s\n", r.shape.c_str(), r.kernel.c_str(), r.batch,
+                r.config.c_str(), r.us, r.us > 0 ? r.bytes / r.us / 1e3 : 0.0, r.us > 0 ? r.weights / r.us / 1e6 : 0.0,
+                r.err, r.ok ? "ok" : "FAIL");
+  std::printf("copy %.1f GB/s, SM clock %.3f GHz, failures %d\n", copy_gbs, clock_ghz, g_failures);
+  CB(cublasDestroy(h));
+  return g_failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,386 @@
+// bench/cuda/reference_kernels.cuh — READ ME FIRST
+//
+// The kernels the GPU benchmark (gpu_bench.cu) and the GPU tests run, built on
+// the collectives of include/ecq/*.cuh:
+//   fused_gemv_kernel      persistent block_fused_gemv (bf16 pairs or affine-4)
+//   decode_nibbles_kernel  decode-to-memory of 4-bit codes (row-major nibbles)
+//   decode_bf16_kernel     decode-to-memory of lossless bf16 (row-major bf16)
+//   plain_w4_gemv_kernel   the baseline: the same affine-4 codes stored plainly
+//                          (4 bits each, no entropy coding), same scales, same
+//                          tensor-core dot and persistent item split
+// Items are 32 rows x chunk_cols columns (tile_codec.hpp); each block serves
+// one K-part (all of K for small batches) and splits its part's items over
+// its warps; see part_of_block.
+#ifndef ECQ_BENCH_CUDA_REFERENCE_KERNELS_CUH
+#define ECQ_BENCH_CUDA_REFERENCE_KERNELS_CUH
+
+#include <cstdint>
+
+#include <ecq/block_decode.cuh>
+#include <ecq/fused_gemv.cuh>
+#include <ecq/gemv_dequant.cuh>
+#include <ecq/warp_decode.cuh>
+#include <ecq/warp_row_dot.cuh>
+
+namespace ecq_bench {
+
+/// n / d for n < 2^24 by multiply and shift (the divisor is a kernel
+/// argument, and integer division costs ~35 instructions).
+struct fast_div {
+  std::uint32_t d = 1, mul = 0, shift = 0;
+  /// Powers of two shift (mul = 0); otherwise mul = ceil(2^(31 + l) / d) with
+  /// 2^(l-1) < d < 2^l, exact for n < 2^31 (Granlund-Montgomery).
+  static fast_div of(std::uint32_t d) {
+    fast_div f;
+    f.d = d;
+    std::uint32_t l = 0;
+    while ((std::uint64_t(1) << l) < d) ++l;
+    if ((std::uint64_t(1) << l) == d) {
+      f.shift = l;
+    } else {
+      f.shift = l - 1;
+      f.mul = std::uint32_t(((std::uint64_t(1) << (31 + l)) + d - 1) / d);
+    }
+    return f;
+  }
+  __host__ __device__ __forceinline__ std::uint32_t div(std::uint32_t n) const {
+#if defined(__CUDA_ARCH__)
+    return mul == 0 ? n >> shift : __umulhi(n, mul) >> shift;
+#else
+    return mul == 0 ? n >> shift : std::uint32_t((std::uint64_t(n) * mul) >> 32) >> shift;
+#endif
+  }
+};
+
+/// Items of a matrix as the collectives see them. Items are enumerated
+/// part-major (part, tile, chunk of the part) so that a K-part's items are
+/// contiguous; storage is in (tile, chunk) order.
+struct bench_tiles {
+  const std::uint16_t* words;
+  const std::uint32_t* offset;
+  const std::uint32_t* count;
+  const std::uint32_t* raw;    // per stored item: raw_words words
+  const std::uint32_t* side;   // per stored item: side_words words (null without groups)
+  std::uint32_t raw_words, side_words;
+  std::uint32_t rounds, tiles, chunks, chunk_cols, chunks_per_part;
+  fast_div by_per_part, by_chunks_per_part, by_chunks;
+
+  __device__ __forceinline__ std::uint32_t stored(std::uint32_t i, std::uint32_t* column_in_part) const {
+    const std::uint32_t part = by_per_part.div(i), rem = i - part * by_per_part.d;
+    const std::uint32_t tile = by_chunks_per_part.div(rem), c = rem - tile * chunks_per_part;
+    *column_in_part = c * chunk_cols;
+    return tile * chunks + part * chunks_per_part + c;
+  }
+  __device__ __forceinline__ ecq::tile_stream_view operator()(std::uint32_t i) const {
+    std::uint32_t col;
+    const std::uint32_t s = stored(i, &col);
+    return {words + offset[s], count[s], rounds};
+  }
+  __device__ __forceinline__ ecq::gemv_tile tile(std::uint32_t i) const {
+    std::uint32_t col;
+    const std::uint32_t s = stored(i, &col);
+    return {raw + std::size_t(s) * raw_words, side ? side + std::size_t(s) * side_words : nullptr,
+            by_chunks.div(s) * 32, col};
+  }
+  __device__ __forceinline__ std::uint32_t items_per_part() const { return tiles * chunks_per_part; }
+  /// Absolute first column of item i.
+  __device__ __forceinline__ std::uint32_t column(std::uint32_t i) const {
+    std::uint32_t col;
+    const std::uint32_t s = stored(i, &col);
+    return (s - by_chunks.div(s) * chunks) * chunk_cols;
+  }
+};
+
+/// This warp's range of work items (Ways streams each): blocks are split
+/// evenly over `parts`, and a part's items evenly over its blocks' warps.
+template <int BlockWarps, int Ways>
+__device__ __forceinline__ ecq::item_range part_of_block(const bench_tiles& t, std::uint32_t parts,
+                                                         std::uint32_t* part) {
+  const std::uint32_t blocks_per_part = gridDim.x / parts;
+  const std::uint32_t per_part = t.items_per_part() / Ways;
+  *part = blockIdx.x / blocks_per_part;
+  const std::uint32_t warp = (blockIdx.x % blocks_per_part) * BlockWarps + threadIdx.x / 32;
+  ecq::item_range r = ecq::warp_item_range(per_part, warp, blocks_per_part * BlockWarps);
+  r.first += *part * per_part;
+  r.last += *part * per_part;
+  return r;
+}
+
+template <int BlockWarps, int MinBlocks, class WarpDecoder, class Dequant, int Batch>
+__global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
+    fused_gemv_kernel(bench_tiles t, const std::uint32_t* table, const std::uint16_t* x, std::uint32_t K,
+                      std::uint32_t parts, float* y, std::uint32_t M) {
+  using gemv = ecq::block_fused_gemv<BlockWarps, WarpDecoder, Dequant, Batch>;
+  extern __shared__ uint4 smem[];
+  std::uint32_t part;
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, parts, &part);
+  const std::uint32_t columns = t.chunks_per_part * t.chunk_cols;
+  gemv g(smem, columns);
+  g.load(table, x, K, part * columns);
+  g.run(t, r.first, r.last, y, M);
+}
+
+/// 4-bit codes of symbol_packing<4, 4, 2> symbols -> row-major nibbles. The
+/// table's payload is h0 << 2 | h1 << 6 | (h2 << 2 | h3 << 6) << 8
+/// (nibble_payload). Each lane stores whole 32-byte sectors of its row: 16
+/// rounds (two blocks of 8) per pair of 16-byte stores.
+template <int Rounds, int Ways>
+struct nibble_store_sink {
+  static_assert(Rounds == 8, "stores pair up two blocks of 8 rounds");
+  const bench_tiles& t;
+  std::uint8_t* out;
+  std::uint32_t K;
+  ecq::raw_pipeline<2, Rounds, Ways, bench_tiles> raw[Ways];
+  std::uint8_t* row_out[Ways] = {};
+  std::uint32_t codes[Ways][8] = {};
+  bool odd = false;
+
+  __host__ __device__ static constexpr std::uint32_t nibble_payload(std::uint32_t s) {
+    return ((s & 3u) << 2) | (((s >> 2) & 3u) << 6) | ((((s >> 4) & 3u) << 2) << 8) | (((s >> 6) & 3u) << 14);
+  }
+  __device__ nibble_store_sink(const bench_tiles& tiles, std::uint8_t* o, std::uint32_t k, std::uint32_t first,
+                               std::uint32_t last)
+      : t(tiles), out(o), K(k) {
+    for (int w = 0; w < Ways; ++w) raw[w] = ecq::raw_pipeline<2, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+  }
+  __device__ __forceinline__ void begin_tile(std::uint32_t) {}
+  __device__ __forceinline__ void begin_block(std::uint32_t item, std::uint32_t block) {
+    odd = block & 1;
+#pragma unroll
+    for (int w = 0; w < Ways; ++w) {
+      raw[w].advance();
+      const std::uint32_t s = item * Ways + w;
+      if (!odd)
+        row_out[w] = out + std::size_t(t.tile(s).row + ecq::detail::lane_id()) * (K / 2) + (t.column(s) + block * Rounds * 4) / 2;
+    }
+  }
+  __device__ __forceinline__ void step(int k, int w, std::uint32_t e) {
+    std::uint32_t v = raw[w].words[k / 4] >> (4 * (k % 4));
+    v &= 0x000F000Fu;
+    v |= v >> 12;  // l0 [0,2) l2 [2,4) l1 [4,6) l3 [6,8)
+    const std::uint32_t h = (e & 0xffu) | ((e >> 8) & 0xff00u);
+    const std::uint32_t c = (v & 0x33u) | ((v << 6) & 0x3300u) | h;
+    std::uint32_t& lo = codes[w][k / 2];
+    std::uint32_t& hi = codes[w][4 + k / 2];
+    if (k % 2 == 0) {
+      if (odd) hi = c; else lo = c;
+    } else {
+      if (odd) hi |= c << 16; else lo |= c << 16;
+    }
+  }
+  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t) {
+    if (!odd) return;
+#pragma unroll
+    for (int w = 0; w < Ways; ++w) {
+      uint4* p = reinterpret_cast<uint4*>(row_out[w]);
+      p[0] = make_uint4(codes[w][0], codes[w][1], codes[w][2], codes[w][3]);
+      p[1] = make_uint4(codes[w][4], codes[w][5], codes[w][6], codes[w][7]);
+    }
+  }
+  __device__ __forceinline__ void end_tile(std::uint32_t) {}
+};
+
+/// Exponent pairs + raw bytes -> row-major bf16 (bit-exact weights); a block
+/// of 8 rounds is 32 bytes of a row per lane: two 16-byte stores, one sector.
+template <int Rounds, int Ways>
+struct bf16_store_sink {
+  static_assert(Rounds == 8, "one sector per lane and block of 8 rounds");
+  const bench_tiles& t;
+  std::uint16_t* out;
+  std::uint32_t K;
+  ecq::raw_pipeline<4, Rounds, Ways, bench_tiles> raw[Ways];
+  std::uint16_t* row_out[Ways] = {};
+  std::uint32_t w8[Ways][8] = {};
+
+  __device__ bf16_store_sink(const bench_tiles& tiles, std::uint16_t* o, std::uint32_t k, std::uint32_t first,
+                             std::uint32_t last)
+      : t(tiles), out(o), K(k) {
+    for (int w = 0; w < Ways; ++w) raw[w] = ecq::raw_pipeline<4, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+  }
+  __device__ __forceinline__ void begin_tile(std::uint32_t) {}
+  __device__ __forceinline__ void begin_block(std::uint32_t item, std::uint32_t block) {
+#pragma unroll
+    for (int w = 0; w < Ways; ++w) {
+      raw[w].advance();
+      const std::uint32_t s = item * Ways + w;
+      row_out[w] = out + std::size_t(t.tile(s).row + ecq::detail::lane_id()) * K + t.column(s) + block * Rounds * 2;
+    }
+  }
+  __device__ __forceinline__ void step(int k, int w, std::uint32_t e) {
+    w8[w][k] = ecq::bf16_pair_dequant::fragment(e, raw[w].words, k);
+  }
+  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t) {
+#pragma unroll
+    for (int w = 0; w < Ways; ++w) {
+      uint4* p = reinterpret_cast<uint4*>(row_out[w]);
+      p[0] = make_uint4(w8[w][0], w8[w][1], w8[w][2], w8[w][3]);
+      p[1] = make_uint4(w8[w][4], w8[w][5], w8[w][6], w8[w][7]);
+    }
+  }
+  __device__ __forceinline__ void end_tile(std::uint32_t) {}
+};
+
+template <int BlockWarps, int MinBlocks, class WarpDecoder>
+__global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
+    decode_nibbles_kernel(bench_tiles t, const std::uint32_t* table, std::uint8_t* out, std::uint32_t K) {
+  using block = ecq::block_decoder<BlockWarps, WarpDecoder>;
+  extern __shared__ uint4 smem[];
+  block b(*reinterpret_cast<typename block::TempStorage*>(smem));
+  b.load_table(table);
+  std::uint32_t part;
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
+  nibble_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways> sink(t, out, K, r.first, r.last);
+  b.decode(t, r.first, r.last, sink);
+}
+
+template <int BlockWarps, int MinBlocks, class WarpDecoder>
+__global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
+    decode_bf16_kernel(bench_tiles t, const std::uint32_t* table, std::uint16_t* out, std::uint32_t K) {
+  using block = ecq::block_decoder<BlockWarps, WarpDecoder>;
+  extern __shared__ uint4 smem[];
+  block b(*reinterpret_cast<typename block::TempStorage*>(smem));
+  b.load_table(table);
+  std::uint32_t part;
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
+  bf16_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways> sink(t, out, K, r.first, r.last);
+  b.decode(t, r.first, r.last, sink);
+}
+
+/// The plain 4-bit baseline. Per item and lane: chunk_cols / 32 uint4 of 32
+/// codes (nibble j of the unit = column 32u + j), plus the same side data as
+/// the fused kernel. Fragments per quad (columns c0..c3 = two bytes B0, B1):
+/// P = B0 | B1 << 16; b0 = (128 + q0, 128 + q2), b1 = (128 + 8 q1, 128 + 8 q3)
+/// (q1 and q3 one bit up, so a single shift serves both), so the staged A
+/// records of a quad hold (x0, x2) and (x1 / 8, x3 / 8).
+template <int BlockWarps, int Batch, int Group>
+__global__ void __launch_bounds__(BlockWarps * 32)
+    plain_w4_gemv_kernel(bench_tiles t, const uint4* plain, std::uint32_t plain_u4, const std::uint16_t* x,
+                         std::uint32_t K, std::uint32_t parts, float* y, std::uint32_t M) {
+  constexpr int depth = Group / 32;  // uint4 per group and lane; one group in flight
+  static_assert(Group % 64 == 0, "Group must be a multiple of 64");
+  extern __shared__ uint4 smem[];
+  std::uint32_t part;
+  const ecq::item_range r = part_of_block<BlockWarps, 1>(t, parts, &part);
+  const std::uint32_t columns = t.chunks_per_part * t.chunk_cols, k_begin = part * columns;
+  constexpr int records = ecq::warp_row_dot<Batch>::records_per_quad;
+  uint4* act = smem;
+  float2* consts = reinterpret_cast<float2*>(act + columns / 4 * records);
+  // Stage A records: per quad (c0..c3) the fragment order is (x0, x2 | x1/8, x3/8).
+  auto pairs = [&](std::uint32_t b, std::uint32_t q, std::uint32_t* p02, std::uint32_t* p13) {
+    if (b >= std::uint32_t(Batch)) {
+      *p02 = *p13 = 0;
+      return;
+    }
+    const std::uint16_t* src = x + std::size_t(b) * K + k_begin + 4 * q;
+    const float x0 = ecq::detail::bf16_bits_to_float(src[0]), x1 = ecq::detail::bf16_bits_to_float(src[1]);
+    const float x2 = ecq::detail::bf16_bits_to_float(src[2]), x3 = ecq::detail::bf16_bits_to_float(src[3]);
+    *p02 = ecq::detail::float_to_bf16_bits_exact(x0) | (ecq::detail::float_to_bf16_bits_exact(x2) << 16);
+    *p13 = ecq::detail::float_to_bf16_bits_exact(x1 * 0.125f) | (ecq::detail::float_to_bf16_bits_exact(x3 * 0.125f) << 16);
+  };
+  for (std::uint32_t i = threadIdx.x; i < columns / 4 * records; i += BlockWarps * 32) {
+    const std::uint32_t q = i / records, rr = i % records, lo = 4 * (rr / 2) + rr % 2;
+    std::uint32_t a, b, c, d;
+    pairs(lo, q, &a, &b);
+    pairs(lo + 2, q, &c, &d);
+    act[i] = ecq::warp_row_dot<Batch>::make_record(a, b, c, d);
+  }
+  {
+    const std::uint32_t lane = ecq::detail::lane_id(), warp = threadIdx.x / 32;
+    for (std::uint32_t p = warp; p < columns / Group * Batch; p += BlockWarps) {
+      const std::uint32_t g = p / Batch, b = p % Batch;
+      float sx = 0.0f, sxs = 0.0f;
+      for (std::uint32_t c = lane; c < std::uint32_t(Group); c += 32) {
+        const float v = ecq::detail::bf16_bits_to_float(x[std::size_t(b) * K + k_begin + g * Group + c]);
+        sx += v;
+        sxs += (c & 1u) ? v * 0.125f : v;
+      }
+      for (int o = 16; o > 0; o /= 2) {
+        sx += __shfl_xor_sync(0xffffffffu, sx, o);
+        sxs += __shfl_xor_sync(0xffffffffu, sxs, o);
+      }
+      if (lane == 0) consts[p] = make_float2(128.0f * sxs, sx);
+    }
+  }
+  __syncthreads();
+  if (r.first >= r.last) return;
+
+  ecq::warp_row_dot<Batch> dot;
+  float acc[(Batch + 3) / 4][4] = {};
+  const std::uint32_t lane = ecq::detail::lane_id();
+  const std::uint32_t groups_per_item = t.chunk_cols / Group;
+  // Pipeline over (item, group): the next group's units are loaded while
+  // the current one is computed.
+  std::uint32_t load_item = r.first, load_group = 0;
+  uint4 next[depth];
+  std::uint32_t next_side[2];
+  auto load = [&]() {
+    const ecq::gemv_tile g = t.tile(load_item);
+    std::uint32_t col;
+    const std::uint32_t s = t.stored(load_item, &col);
+    const uint4* src = plain + std::size_t(s) * plain_u4 + std::size_t(load_group) * depth * 32 + lane;
+    for (int u = 0; u < depth; ++u) next[u] = ecq::detail::load_streaming(src + u * 32);
+    next_side[0] = g.side[load_group * 32 + dot.row_of(0)];
+    next_side[1] = g.side[load_group * 32 + dot.row_of(1)];
+    if (++load_group == groups_per_item) {
+      load_group = 0;
+      ++load_item;
+    }
+  };
+  load();
+  for (std::uint32_t item = r.first; item < r.last; ++item) {
+    const ecq::gemv_tile g = t.tile(item);
+    for (std::uint32_t grp = 0; grp < groups_per_item; ++grp) {
+      uint4 cur[depth];
+      for (int u = 0; u < depth; ++u) cur[u] = next[u];
+      const std::uint32_t side[2] = {next_side[0], next_side[1]};
+      if (load_item < r.last) load();
+      const uint4* a = act + std::size_t(g.column + grp * Group) / 4 * records;
+#pragma unroll
+      for (int u = 0; u < depth; ++u) {
+        const std::uint32_t w4[4] = {cur[u].x, cur[u].y, cur[u].z, cur[u].w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            dot.load_activations(a + (8 * u + 2 * j + q) * records);
+            const std::uint32_t p = ecq::detail::prmt(w4[j], 0u, q ? 0x4342u : 0x4140u);
+            const std::uint32_t b0 = (p & 0x000F000Fu) | 0x43004300u;
+            const std::uint32_t b1 = ((p >> 1) & 0x00780078u) | 0x43004300u;
+            dot.mma(b0, b1);
+          }
+        }
+      }
+      const std::uint32_t gcol = (g.column + grp * Group) / Group;
+#pragma unroll
+      for (int s = 0; s < dot.sets; ++s)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          if (!dot.holds(s, i, Batch)) continue;
+          const float2 c = consts[gcol * Batch + dot.batch_of(s, i)];
+          const float scale = ecq::detail::bf16_bits_to_float(side[i & 1] & 0xffffu);
+          const float bias = ecq::detail::bf16_bits_to_float(side[i & 1] >> 16);
+          acc[s][i] = fmaf(scale, dot.d[s][i] - c.x, fmaf(bias, c.y, acc[s][i]));
+        }
+      dot.zero();
+    }
+    if (item + 1 < r.last && t.tile(item + 1).row == g.row) continue;
+#pragma unroll
+    for (int s = 0; s < dot.sets; ++s)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        if (dot.holds(s, i, Batch)) atomicAdd(y + dot.batch_of(s, i) * M + g.row + dot.row_of(i), acc[s][i]);
+        acc[s][i] = 0.0f;
+      }
+  }
+}
+
+/// Shared memory of plain_w4_gemv_kernel for `columns` staged columns.
+template <int Batch, int Group>
+constexpr std::size_t plain_w4_shared_bytes(std::uint32_t columns) {
+  return std::size_t(columns / 4) * ecq::warp_row_dot<Batch>::records_per_quad * 16 +
+         std::size_t(columns / Group) * Batch * 8;
+}
+
+}  // namespace ecq_bench
+
+#endif  // ECQ_BENCH_CUDA_REFERENCE_KERNELS_CUH

@@ -1,0 +1,387 @@
+// ecq/fused_gemv.cuh — READ ME FIRST
+//
+// The fused decode -> dequantise -> dot collective (CUDA only): y += W x for
+// a weight matrix stored as entropy-coded 32-row tiles, without writing a
+// weight anywhere. Per warp, every round of the decoder (ecq/warp_decode.cuh)
+// gives each lane one symbol of its row; the Dequant policy
+// (ecq/gemv_dequant.cuh) turns it into bf16 B fragments and warp_row_dot
+// (ecq/warp_row_dot.cuh) feeds them to the tensor cores with the
+// activations, which the block stages once in shared memory.
+//
+// Work items. The caller describes streams (one container block each: a
+// tile of 32 rows x a chunk of columns) with a Tiles functor:
+//     tile_stream_view operator()(std::uint32_t stream) const;   // the stream
+//     gemv_tile tile(std::uint32_t stream) const;                // the rest
+// A work item is WarpDecoder::ways consecutive streams, which must be chunks
+// of the same row tile with equal rounds. Each warp decodes a contiguous
+// range of items; consecutive items of the same row tile accumulate in
+// registers, and a row tile's sums are added to y with atomicAdd when the
+// warp leaves it (several warps, or several K-ranges, may share a row tile:
+// zero y first).
+//
+// Shared memory (dynamic; shared_bytes(columns)):
+//   block_decoder storage | activations as A records, columns / 4 quads x
+//   records_per_quad (ecq/warp_row_dot.cuh), pre-scaled by
+//   Dequant::column_scale | per-group constants (128 * sum x', sum x) per
+//   batch column when Dequant has groups.
+// `columns` is the K-range the block stages (all of K for small batches, a
+// slice of it when Batch * K * 2 bytes would not fit).
+//
+// FAST PATH only (see ecq/warp_decode.cuh): streams, raw units and side
+// data are trusted.
+//
+// Example (complete persistent kernel, Batch 1, the bf16 pair scheme):
+//
+//   using words = ecq::staged_words<1024, 8>;                // the configuration measured fastest (docs/cuda-notes.md)
+//   using decoder = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, words>;
+//   using gemv = ecq::block_fused_gemv<16, decoder, ecq::bf16_pair_dequant, 1>;
+//   template <class Tiles>
+//   __global__ void __launch_bounds__(512, 2) k(Tiles tiles, std::uint32_t items, const std::uint32_t* table,
+//                                                const std::uint16_t* x, std::uint32_t K, float* y, std::uint32_t M) {
+//     extern __shared__ uint4 smem[];
+//     gemv g(smem, K);
+//     g.load(table, x, K, 0);                       // all threads, ends in __syncthreads()
+//     const auto r = ecq::warp_item_range(items, blockIdx.x * 16 + threadIdx.x / 32, gridDim.x * 16);
+//     g.run(tiles, r.first, r.last, y, M);          // per warp
+//   }
+//   // host (two blocks per SM): cudaMemsetAsync(y, 0, ...); cudaFuncSetAttribute(k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+//   //       gemv::shared_bytes(K)); k<<<2 * num_sms, 512, gemv::shared_bytes(K)>>>(...);
+// bench/cuda/gpu_bench.cu has the Tiles functor over its tile arrays.
+#ifndef ECQ_FUSED_GEMV_CUH
+#define ECQ_FUSED_GEMV_CUH
+
+#include <cstddef>
+#include <cstdint>
+
+#include "block_decode.cuh"
+#include "config.hpp"
+#include "gemv_dequant.cuh"
+#include "warp_decode.cuh"
+#include "warp_row_dot.cuh"
+
+ECQ_NAMESPACE_BEGIN
+
+/// What the fused GEMV needs of an item besides its stream.
+struct gemv_tile {
+  const std::uint32_t* raw;    // the stream's raw units, kernel layout (ecq/gemv_dequant.cuh)
+  const std::uint32_t* side;   // per group of the item: 32 words (scale | bias << 16); null without groups
+  std::uint32_t row;           // first row of the tile
+  std::uint32_t column;        // first weight column, relative to the block's staged activations
+};
+
+namespace detail {
+
+ECQ_DEVICE ECQ_FORCEINLINE uint4 load_streaming(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+ECQ_DEVICE ECQ_FORCEINLINE uint2 load_streaming2(const uint2* p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p));
+  return v;
+}
+
+ECQ_DEVICE ECQ_FORCEINLINE float bf16_bits_to_float(std::uint32_t bits16) { return __uint_as_float(bits16 << 16); }
+
+ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t float_to_bf16_bits_exact(float f) {
+  // Only for values that are exact in bf16 (a bf16 times a power of two).
+  return __float_as_uint(f) >> 16;
+}
+
+}  // namespace detail
+
+/// Software pipeline of a lane's raw units: while block n is decoded, the
+/// units of block n + 1 (possibly the next item's first) are in flight.
+/// Stream `item * Ways + way` of the Tiles functor (see the file comment);
+/// UnitWords words per lane and unit, 8 rounds per unit, Rounds per block.
+template <int UnitWords, int Rounds, int Ways, class Tiles>
+class raw_pipeline {
+  static_assert(UnitWords == 2 || UnitWords == 4, "raw units are 8 or 16 bytes per lane");
+  static_assert(Rounds % 8 == 0, "a block holds whole 8-round units");
+
+ public:
+  static constexpr int units = Rounds / 8;
+  raw_pipeline() = default;
+  /// Starts loading the first block of item `first` (if first < last).
+  ECQ_DEVICE raw_pipeline(const Tiles& tiles, std::uint32_t first, std::uint32_t last, std::uint32_t way)
+      : tiles_(&tiles), way_(way), last_(last), item_(first) {
+    if (first < last) {
+      start_item();
+      load();
+    }
+  }
+  /// Makes the next block's units current and starts loading the one after.
+  ECQ_DEVICE ECQ_FORCEINLINE void advance() {
+    ECQ_PRAGMA_UNROLL
+    for (int i = 0; i < units * UnitWords; ++i) words[i] = next_[i];
+    if (item_ < last_) load();
+  }
+  /// The current block's raw words of this lane, unit after unit.
+  std::uint32_t words[units * UnitWords];
+
+ private:
+  // The Tiles functor is asked once per item; blocks advance a pointer.
+  ECQ_DEVICE ECQ_FORCEINLINE void start_item() {
+    const std::uint32_t s = item_ * std::uint32_t(Ways) + way_;
+    ptr_ = tiles_->tile(s).raw + detail::lane_id() * UnitWords;
+    blocks_left_ = (*tiles_)(s).rounds / std::uint32_t(Rounds);
+  }
+  ECQ_DEVICE ECQ_FORCEINLINE void load() {
+    ECQ_PRAGMA_UNROLL
+    for (int u = 0; u < units; ++u) {
+      if constexpr (UnitWords == 4) {
+        const uint4 v = detail::load_streaming(reinterpret_cast<const uint4*>(ptr_ + u * 32 * UnitWords));
+        next_[4 * u] = v.x;
+        next_[4 * u + 1] = v.y;
+        next_[4 * u + 2] = v.z;
+        next_[4 * u + 3] = v.w;
+      } else {
+        const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_ + u * 32 * UnitWords));
+        next_[2 * u] = v.x;
+        next_[2 * u + 1] = v.y;
+      }
+    }
+    ptr_ += units * 32 * UnitWords;
+    if (--blocks_left_ == 0 && ++item_ < last_) start_item();
+  }
+
+  const Tiles* tiles_ = nullptr;
+  const std::uint32_t* ptr_ = nullptr;
+  std::uint32_t way_ = 0, last_ = 0, item_ = 0, blocks_left_ = 0;
+  std::uint32_t next_[units * UnitWords];
+};
+
+/// The per-warp sink that block_decoder drives (see the file comment). Work
+/// item i is streams i * Ways + w of the Tiles functor: Ways chunks of the
+/// same row tile, each with its own raw pipeline and dot accumulator.
+template <class Dequant, int Batch, int Rounds, int Ways, class Tiles>
+class fused_gemv_sink {
+  static constexpr int W = Dequant::weights_per_round;
+  static constexpr bool grouped = Dequant::group_size != 0;
+  static constexpr int blocks_per_group = grouped ? Dequant::group_size / (W * Rounds) : 1;
+  static constexpr int sets = warp_row_dot<Batch>::sets;
+  static_assert(W == 2 || W == 4, "a dequantiser yields 2 or 4 weights per round");
+  static_assert(Rounds % Dequant::rounds_per_unit == 0, "a block holds whole raw units");
+  static_assert(!grouped || Dequant::group_size % (W * Rounds) == 0, "a group spans whole blocks");
+
+ public:
+  static constexpr int records = warp_row_dot<Batch>::records_per_quad;
+
+  ECQ_DEVICE fused_gemv_sink(const Tiles& tiles, std::uint32_t first, std::uint32_t last, const uint4* act,
+                             const float2* group_consts, float* y, std::uint32_t rows)
+      : tiles_(tiles), last_(last), act_(act), consts_(group_consts), y_(y), rows_(rows) {
+    ECQ_PRAGMA_UNROLL
+    for (int w = 0; w < Ways; ++w) raw_[w] = raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles>(tiles, first, last, w);
+    ECQ_PRAGMA_UNROLL
+    for (int s = 0; s < sets; ++s)
+      ECQ_PRAGMA_UNROLL
+      for (int i = 0; i < 4; ++i) acc_[s][i] = 0.0f;
+  }
+
+  ECQ_DEVICE ECQ_FORCEINLINE void begin_tile(std::uint32_t item) {
+    ECQ_PRAGMA_UNROLL
+    for (int w = 0; w < Ways; ++w) tile_[w] = tiles_.tile(item * Ways + w);
+  }
+
+  ECQ_DEVICE ECQ_FORCEINLINE void begin_block(std::uint32_t, std::uint32_t block) {
+    ECQ_PRAGMA_UNROLL
+    for (int w = 0; w < Ways; ++w) {
+      raw_[w].advance();
+      act_block_[w] = act_ + (tile_[w].column + block * std::uint32_t(W * Rounds)) / 4 * records;
+      if (grouped && block % blocks_per_group == 0) {
+        const std::uint32_t* side = tile_[w].side + (block / blocks_per_group) * 32;
+        side_[w][0] = side[dot_[w].row_of(0)];
+        side_[w][1] = side[dot_[w].row_of(1)];
+      }
+    }
+  }
+
+  ECQ_DEVICE ECQ_FORCEINLINE void step(int k, int w, std::uint32_t entry) {
+    if constexpr (W == 2) {  // a quad every two rounds
+      const std::uint32_t f = Dequant::fragment(entry, raw_[w].words, k);
+      if (k % 2 == 0) {
+        dot_[w].load_activations(act_block_[w] + (k / 2) * records);
+        b0_[w] = f;
+      } else {
+        dot_[w].mma(b0_[w], f);
+      }
+    } else {  // a quad every round
+      dot_[w].load_activations(act_block_[w] + k * records);
+      std::uint32_t b0, b1;
+      Dequant::fragments(entry, raw_[w].words, k, b0, b1);
+      dot_[w].mma(b0, b1);
+    }
+  }
+
+  ECQ_DEVICE ECQ_FORCEINLINE void end_block(std::uint32_t, std::uint32_t block) {
+    if constexpr (grouped) {
+      if ((block + 1) % blocks_per_group != 0) return;
+      ECQ_PRAGMA_UNROLL
+      for (int w = 0; w < Ways; ++w) {
+        const std::uint32_t group = (tile_[w].column + block * std::uint32_t(W * Rounds)) / Dequant::group_size;
+        ECQ_PRAGMA_UNROLL
+        for (int s = 0; s < sets; ++s)
+          ECQ_PRAGMA_UNROLL
+          for (int i = 0; i < 4; ++i) {
+            if (!dot_[w].holds(s, i, Batch)) continue;
+            const std::uint32_t side = side_[w][i & 1];
+            const float2 c = consts_[group * Batch + dot_[w].batch_of(s, i)];
+            const float scale = detail::bf16_bits_to_float(side & 0xffffu);
+            const float bias = detail::bf16_bits_to_float(side >> 16);
+            acc_[s][i] = fmaf(scale, dot_[w].d[s][i] - c.x, fmaf(bias, c.y, acc_[s][i]));
+          }
+        dot_[w].zero();
+      }
+    }
+  }
+
+  ECQ_DEVICE ECQ_FORCEINLINE void end_tile(std::uint32_t item) {
+    if (item + 1 < last_ && tiles_.tile((item + 1) * Ways).row == tile_[0].row) return;
+    ECQ_PRAGMA_UNROLL
+    for (int s = 0; s < sets; ++s)
+      ECQ_PRAGMA_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        float v = acc_[s][i];
+        if constexpr (!grouped) {
+          ECQ_PRAGMA_UNROLL
+          for (int w = 0; w < Ways; ++w) v += dot_[w].d[s][i];
+        }
+        if (dot_[0].holds(s, i, Batch))
+          atomicAdd(y_ + dot_[0].batch_of(s, i) * rows_ + tile_[0].row + dot_[0].row_of(i), v);
+        acc_[s][i] = 0.0f;
+      }
+    if constexpr (!grouped) {
+      ECQ_PRAGMA_UNROLL
+      for (int w = 0; w < Ways; ++w) dot_[w].zero();
+    }
+  }
+
+ private:
+  const Tiles& tiles_;
+  std::uint32_t last_;
+  const uint4* act_;
+  const float2* consts_;
+  float* y_;
+  std::uint32_t rows_;
+  gemv_tile tile_[Ways] = {};
+  const uint4* act_block_[Ways] = {};
+  raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles> raw_[Ways];
+  std::uint32_t side_[Ways][2] = {};
+  std::uint32_t b0_[Ways] = {};
+  warp_row_dot<Batch> dot_[Ways];
+  float acc_[sets][4];
+};
+
+/// @tparam BlockWarps   warps per block
+/// @tparam WarpDecoder  warp_decoder<rans32x16<S>, narrow_entry_policy, Replicas, staged_words<...>>
+/// @tparam Dequant      bf16_pair_dequant or affine4_quad_dequant<G>
+/// @tparam Batch        activation columns, 1..8
+template <int BlockWarps, class WarpDecoder, class Dequant, int Batch>
+class block_fused_gemv {
+ public:
+  using decoder_type = block_decoder<BlockWarps, WarpDecoder>;
+  static constexpr int block_threads = BlockWarps * 32;
+  static constexpr bool grouped = Dequant::group_size != 0;
+
+  /// Dynamic shared memory for a K-range of `columns` (a multiple of 8, and
+  /// of the group size when there are groups).
+  static constexpr int records = warp_row_dot<Batch>::records_per_quad;
+
+  ECQ_HOST_DEVICE static constexpr std::size_t shared_bytes(std::uint32_t columns) {
+    return act_offset() + std::size_t(columns / 4) * records * sizeof(uint4) +
+           (grouped ? std::size_t(columns / group_size()) * Batch * sizeof(float2) : 0);
+  }
+
+  ECQ_DEVICE block_fused_gemv(void* smem, std::uint32_t columns)
+      : storage_(*static_cast<typename decoder_type::TempStorage*>(smem)),
+        act_(reinterpret_cast<uint4*>(static_cast<char*>(smem) + act_offset())),
+        consts_(reinterpret_cast<float2*>(act_ + std::size_t(columns / 4) * records)),
+        columns_(columns) {}
+
+  /// Loads the decode table and stages activations x[b * x_stride + k_begin
+  /// + c] (bf16 bits; c < columns, b < Batch) with the per-group constants.
+  /// All threads; ends with __syncthreads(). x_stride and k_begin must be
+  /// multiples of 4.
+  ECQ_DEVICE void load(const std::uint32_t* table, const std::uint16_t* x, std::uint32_t x_stride,
+                       std::uint32_t k_begin) {
+    // A records (ecq/warp_row_dot.cuh): per quad, record 2s + l holds batch
+    // columns lo = 4s + l and lo + 2, pre-scaled by Dequant::column_scale.
+    const std::uint32_t quads = columns_ / 4;
+    auto pairs = [&](std::uint32_t b, std::uint32_t q, std::uint32_t* p01, std::uint32_t* p23) {
+      if (b >= std::uint32_t(Batch)) {
+        *p01 = *p23 = 0;
+        return;
+      }
+      const uint2 v = *reinterpret_cast<const uint2*>(x + std::size_t(b) * x_stride + k_begin + 4 * q);
+      const std::uint32_t w[2] = {v.x, v.y};
+      std::uint32_t out[2];
+      ECQ_PRAGMA_UNROLL
+      for (int j = 0; j < 2; ++j) {
+        const float lo = detail::bf16_bits_to_float(w[j] & 0xffffu) * Dequant::column_scale(2 * j);
+        const float hi = detail::bf16_bits_to_float(w[j] >> 16) * Dequant::column_scale(2 * j + 1);
+        out[j] = detail::float_to_bf16_bits_exact(lo) | (detail::float_to_bf16_bits_exact(hi) << 16);
+      }
+      *p01 = out[0];
+      *p23 = out[1];
+    };
+    for (std::uint32_t i = threadIdx.x; i < quads * records; i += block_threads) {
+      const std::uint32_t q = i / records, r = i % records;
+      const std::uint32_t lo = 4 * (r / 2) + r % 2;
+      std::uint32_t lo01, lo23, hi01, hi23;
+      pairs(lo, q, &lo01, &lo23);
+      pairs(lo + 2, q, &hi01, &hi23);
+      act_[i] = warp_row_dot<Batch>::make_record(lo01, lo23, hi01, hi23);
+    }
+    if constexpr (grouped) {
+      // One warp per (group, batch column): sums of x and of the scaled x'.
+      const std::uint32_t lane = detail::lane_id(), warp = threadIdx.x / 32;
+      const std::uint32_t groups = columns_ / group_size();
+      for (std::uint32_t p = warp; p < groups * Batch; p += BlockWarps) {
+        const std::uint32_t g = p / Batch, b = p % Batch;
+        float sx = 0.0f, sxs = 0.0f;
+        for (std::uint32_t c = lane; c < std::uint32_t(group_size()); c += 32) {
+          const float v = detail::bf16_bits_to_float(x[std::size_t(b) * x_stride + k_begin + g * group_size() + c]);
+          sx += v;
+          sxs += v * Dequant::column_scale(c);
+        }
+        ECQ_PRAGMA_UNROLL
+        for (int o = 16; o > 0; o /= 2) {
+          sx += __shfl_xor_sync(0xffffffffu, sx, o);
+          sxs += __shfl_xor_sync(0xffffffffu, sxs, o);
+        }
+        if (lane == 0) consts_[p] = make_float2(Dequant::code_offset * sxs, sx);
+      }
+    }
+    decoder_type(storage_).load_table(table);  // ends with __syncthreads()
+  }
+
+  /// Decodes items [first, last) of `tiles` with this thread's warp and adds
+  /// the row sums to y[b * rows + row]. Whole warp.
+  template <class Tiles>
+  ECQ_DEVICE void run(const Tiles& tiles, std::uint32_t first, std::uint32_t last, float* y, std::uint32_t rows) {
+    fused_gemv_sink<Dequant, Batch, WarpDecoder::rounds_per_block, WarpDecoder::ways, Tiles> sink(
+        tiles, first, last, act_, consts_, y, rows);
+    decoder_type(storage_).decode(tiles, first, last, sink);
+  }
+
+ private:
+  ECQ_HOST_DEVICE static constexpr std::size_t act_offset() {
+    return (sizeof(typename decoder_type::TempStorage) + 15) / 16 * 16;
+  }
+  ECQ_HOST_DEVICE static constexpr std::uint32_t group_size() {
+    return grouped ? std::uint32_t(Dequant::group_size) : 1u;
+  }
+
+  typename decoder_type::TempStorage& storage_;
+  uint4* act_;
+  float2* consts_;
+  std::uint32_t columns_;
+};
+
+ECQ_NAMESPACE_END
+
+#endif  // ECQ_FUSED_GEMV_CUH

@@ -1,0 +1,116 @@
+// Tests for ecq/warp_decode.cuh (GPU; skipped without one): a warp decodes
+// sequences of 32-lane streams written by the core encoder, across stream
+// boundaries, with narrow and packed table entries, one or two streams at a
+// time, and reproduces every symbol.
+#include <ecq/warp_decode.cuh>
+
+#include "gpu_test_support.cuh"
+
+namespace {
+
+template <class Decoder, bool Packed>
+struct store_symbols {
+  std::uint16_t* out;
+  std::uint32_t rounds;
+  std::uint32_t item = 0, block = 0;
+  __device__ void step(int k, int w, std::uint32_t e) {
+    const std::uint32_t s = item * Decoder::ways + std::uint32_t(w);
+    const std::uint32_t symbol = Packed ? ecq::decode_entry_layout<Decoder::params::scale_bits, 8>::symbol(e)
+                                        : ecq::narrow_entry::payload(e);
+    out[(std::size_t(s) * rounds + block * Decoder::rounds_per_block + std::uint32_t(k)) * 32 + ecq::detail::lane_id()] =
+        std::uint16_t(symbol);
+  }
+};
+
+/// One warp per block; block b decodes items [b * per_block, (b + 1) * per_block).
+template <class Decoder, bool Packed>
+__global__ void decode_kernel(ecq_bench::bench_tiles t, const std::uint32_t* table, std::uint32_t items,
+                              std::uint32_t per_block, std::uint16_t* out) {
+  __shared__ std::uint32_t tab[Decoder::table_entries];
+  __shared__ typename Decoder::TempStorage ring;
+  for (std::uint32_t i = threadIdx.x; i < (1u << Decoder::params::scale_bits); i += 32)
+    for (int r = 0; r < Decoder::replicas; ++r) tab[i * Decoder::replicas + r] = table[i];
+  __syncthreads();
+  const std::uint32_t first = blockIdx.x * per_block, last = min(items, first + per_block);
+  if (first >= last) return;
+  Decoder d(ring, tab);
+  store_symbols<Decoder, Packed> sink{out, t.rounds};
+  d.start(t, first, last);
+  for (std::uint32_t item = first; item < last; ++item) {
+    d.begin_tile(t);
+    sink.item = item;
+    for (std::uint32_t b = 0; b < t.rounds / Decoder::rounds_per_block; ++b) {
+      sink.block = b;
+      d.decode_block(t, sink);
+    }
+    d.end_tile(t, item);
+  }
+}
+
+template <int S, int Replicas, int Ways, bool Packed>
+void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::uint32_t per_block) {
+  using words = ecq::staged_words<1024, 8, 1>;
+  using entry = std::conditional_t<Packed, ecq::packed_entry_policy<8>, ecq::narrow_entry_policy>;
+  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, entry, Replicas, words, Ways>;
+  ecq_test::random_tiles tiles(rows, cols, chunk, 256, rows * 31 + cols);
+  ASSERT_GE(tiles.streams.scale_bits, 10);
+  // The decoder needs the stream's ScaleBits: re-encode at S if the chooser picked another.
+  if (tiles.streams.scale_bits != S) {
+    std::vector<std::uint64_t> counts(256, 0);
+    for (auto s : tiles.symbols) ++counts[s];
+    tiles.streams.freqs.assign(256, 0);
+    ASSERT_EQ(ecq::normalize_frequencies(counts.data(), 256, S, tiles.streams.freqs.data()), ecq::status::ok);
+    ASSERT_TRUE(ecq_bench::detail::encode_items_s<S>(tiles.layout, tiles.symbols, 256, &tiles.streams));
+  }
+  std::vector<std::uint32_t> table(std::size_t(1) << S);
+  if constexpr (Packed) {
+    ecq::decode_table<S, 8> core;
+    ASSERT_EQ(core.build(tiles.streams.freqs.data(), 256), ecq::status::ok);
+    std::copy(core.data(), core.data() + table.size(), table.begin());
+  } else {
+    const ecq::status st = ecq::build_narrow_decode_table(tiles.streams.freqs.data(), 256, S,
+                                                          [](std::uint32_t s) { return s; }, table.data());
+    if (st == ecq::status::unsupported_parameters) GTEST_SKIP() << "a frequency above 255 at S=" << S;
+    ASSERT_EQ(st, ecq::status::ok);
+  }
+  ecq_test::device_vector<std::uint16_t> words_d(tiles.streams.words);
+  ecq_test::device_vector<std::uint32_t> offset_d(tiles.streams.offset), count_d(tiles.streams.count), table_d(table);
+  const std::uint32_t streams = tiles.layout.items(), items = streams / Ways;
+  ecq_test::device_vector<std::uint16_t> out(std::size_t(streams) * tiles.layout.rounds() * 32);
+  ECQ_TEST_CUDA(cudaMemset(out.p, 0xff, out.n * 2));
+  const std::uint32_t blocks = (items + per_block - 1) / per_block;
+  decode_kernel<decoder, Packed><<<blocks, 32>>>(tiles.view(words_d.p, offset_d.p, count_d.p), table_d.p, items,
+                                                 per_block, out.p);
+  ECQ_TEST_CUDA(cudaGetLastError());
+  ECQ_TEST_CUDA(cudaDeviceSynchronize());
+  const auto got = out.get();
+  std::size_t bad = 0;
+  for (std::uint32_t s = 0; s < streams; ++s)
+    for (std::uint32_t k = 0; k < tiles.layout.rounds(); ++k)
+      for (std::uint32_t r = 0; r < 32; ++r)
+        bad += got[(std::size_t(s) * tiles.layout.rounds() + k) * 32 + r] != tiles.expected(s, k, r);
+  EXPECT_EQ(bad, 0u) << "S=" << S << " replicas=" << Replicas << " ways=" << Ways << " packed=" << Packed;
+}
+
+TEST(WarpDecode, NarrowEntriesAcrossStreamBoundaries) {
+  ECQ_REQUIRE_GPU();
+  run_case<12, 1, 1, false>(96, 512, 128, 5);   // 12 streams, 5 per warp: ranges end mid-tile
+  run_case<11, 1, 1, false>(64, 256, 64, 3);
+}
+
+TEST(WarpDecode, ReplicatedTable) {
+  ECQ_REQUIRE_GPU();
+  run_case<11, 4, 1, false>(64, 512, 256, 2);  // 4 copies x 2^11 entries: 32 KB of static shared memory
+}
+
+TEST(WarpDecode, TwoStreamsPerWarp) {
+  ECQ_REQUIRE_GPU();
+  run_case<12, 1, 2, false>(64, 1024, 128, 3);  // items are pairs of chunks of one row tile
+}
+
+TEST(WarpDecode, PackedCoreEntries) {
+  ECQ_REQUIRE_GPU();
+  run_case<10, 1, 1, true>(64, 512, 128, 4);  // 2 * 10 + 8 bits: the core's 32-bit entries
+}
+
+}  // namespace
