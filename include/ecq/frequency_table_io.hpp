@@ -10,10 +10,11 @@
 //     varint 0, varint r
 //                     the next r + 1 symbols have frequency 0
 //
-// Varints are canonical unsigned LEB128 (ecq/detail/byte_io.hpp). Frequencies
-// below 128 take one byte, so a table costs about one byte per present
-// symbol plus two per gap: a 16-symbol 4-bit table at S = 12 about 25 bytes,
-// a sparse 256-symbol bf16-exponent table about 60.
+// Varints are canonical unsigned LEB128 (ecq/detail/byte_io.hpp). A
+// frequency costs 1 byte below 128, 2 below 16384, else 3; a run of absent
+// symbols 2 or 3 bytes. The seed tables of fuzz/corpus/frequency_table/ give
+// the scale: 16 symbols at S = 12 take 22 bytes, 256 symbols (about 100
+// present) at S = 15 take 241 bytes.
 //
 // The encoding is canonical: one table has exactly one byte string. Readers
 // reject non-canonical input (overlong varints, a zero run directly followed
