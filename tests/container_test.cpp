@@ -627,6 +627,45 @@ TEST(ContainerEncode, RejectsBadInput) {
   EXPECT_EQ(t.data(), nullptr);  // a failed encode leaves nothing open
 }
 
+TEST(ContainerPeek, WalksConcatenatedContainers) {
+  // Three containers back to back, each padded to 16 bytes, as a multi-tensor
+  // file would hold them.
+  std::vector<std::uint8_t> file;
+  std::vector<std::vector<std::uint16_t>> originals;
+  for (std::uint64_t rows : {3u, 17u, 40u}) {
+    originals.push_back(gaussian_symbols(rows * 9, 16, 2.0, rows));
+    ecq::tensor_description d;
+    d.rows = rows;
+    d.cols = d.symbols_per_row = 9;
+    d.alphabet_size = 16;
+    ecq::coding_options o;
+    o.lanes = 8;
+    ecq::encoded_tensor t;
+    ASSERT_EQ(ecq::encoded_tensor::encode(originals.back().data(), d, o, &t), ecq::status::ok);
+    file.insert(file.end(), t.data(), t.data() + t.size());
+    file.resize((file.size() + 15) / 16 * 16, 0);
+  }
+  std::size_t at = 0;
+  for (const auto& original : originals) {
+    std::uint64_t size = 0;
+    ASSERT_EQ(ecq::peek_container_size(file.data() + at, file.size() - at, &size), ecq::status::ok);
+    ASSERT_LE(size, file.size() - at);
+    ecq::encoded_tensor t;
+    ASSERT_EQ(ecq::encoded_tensor::open(file.data() + at, std::size_t(size), &t), ecq::status::ok);
+    std::vector<std::uint16_t> out(original.size());
+    ASSERT_EQ(t.decode_checked(out.data(), out.size()), ecq::status::ok);
+    EXPECT_EQ(out, original);
+    at += std::size_t((size + 15) / 16 * 16);
+  }
+  EXPECT_EQ(at, file.size());
+  std::uint64_t size = 1;
+  EXPECT_EQ(ecq::peek_container_size(file.data(), 79, &size), ecq::status::truncated);
+  EXPECT_EQ(size, 0u);
+  EXPECT_EQ(ecq::peek_container_size(file.data() + 1, 100, &size), ecq::status::bad_magic);
+  file[8] = 9;
+  EXPECT_EQ(ecq::peek_container_size(file.data(), file.size(), &size), ecq::status::unsupported_version);
+}
+
 // ---------------------------------------------------------------------------
 // Seed corpora of fuzz/container_fuzz.cpp and fuzz/round_trip_fuzz.cpp.
 

@@ -34,6 +34,8 @@
 //                  checksum, so a checksum never makes streams trusted.
 //   overhead       the byte accounting `ecq inspect` prints: headers, table,
 //                  index, flushed states, renormalisation words, padding.
+// peek_container_size reads one header field, to walk a file of several
+// containers.
 //
 // Supported coder configurations: see visit_coder (ecq/tensor_view.hpp);
 // other valid headers open with status::unsupported_parameters.
@@ -336,6 +338,24 @@ inline status parse_container(const std::uint8_t* data, std::size_t size, bool v
 }
 
 }  // namespace detail
+
+/// Reads the container_size field of the container that starts at data[0]:
+/// a file holding several containers back to back (each padded to a multiple
+/// of 16 bytes by the file's writer) is walked with it. Checks only the magic
+/// and version; open validates the rest.
+/// @return status::ok; status::truncated if size < container_header_size;
+///         status::bad_magic; status::unsupported_version.
+inline status peek_container_size(const std::uint8_t* data, std::size_t size, std::uint64_t* container_size) {
+  *container_size = 0;
+  if (size >= sizeof(container_magic) && std::memcmp(data, container_magic, sizeof(container_magic)) != 0)
+    return status::bad_magic;
+  if (size < container_header_size) return status::truncated;
+  detail::byte_reader r(data + 8, 16);
+  if (r.u32() != container_version) return status::unsupported_version;
+  r.u32();  // scheme_id
+  *container_size = r.u64();
+  return status::ok;
+}
 
 /// The owning host type; see the file comment. Move-only.
 class encoded_tensor {
