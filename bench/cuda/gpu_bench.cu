@@ -546,6 +546,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cb = config<11, 1, ring8, 1, 16, 2>;  // one stream per warp, 16-warp blocks
       using cc = config<11, 1, ring8, 2, 8, 2>;   // two streams per warp
       using cr = config<11, 2, ring8, 1, 16, 2>;  // cb with two table replicas
+      using cd = config<11, 1, ring8, 2, 8, 3>;   // two streams per warp, <= 85 registers
       using bd = ecq::bf16_pair_dequant;
       for (int b : batches) {
         if (b == 1) {
@@ -553,30 +554,36 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cb, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<cc, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<cr, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<cd, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
         }
         if (b == 2) run_fused<cb, bd, 2>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 2), tb);
         if (b == 4) run_fused<cb, bd, 4>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 4), tb);
         if (b == 8) run_fused<cb, bd, 8>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 8), tb);
       }
-      // decode-to-memory, bit-exact check
-      using D = typename cb::decoder;
-      using B = ecq::block_decoder<cb::warps, D>;
-      auto kern = decode_bf16_kernel<cb::warps, cb::min_blocks, D>;
-      const std::size_t smem = sizeof(typename B::TempStorage);
-      dbuf<std::uint16_t> out(n);
-      auto launch = [&](int c, cudaStream_t st, int grid) {
-        kern<<<grid, cb::warps * 32, smem, st>>>(dt.view(c, 1), table.p, out.p, K);
+      // decode-to-memory, bit-exact check, for two decoder configurations
+      auto decode_bf16 = [&](auto cfg) {
+        using C = decltype(cfg);
+        using D = typename C::decoder;
+        using B = ecq::block_decoder<C::warps, D>;
+        auto kern = decode_bf16_kernel<C::warps, C::min_blocks, D>;
+        const std::size_t smem = sizeof(typename B::TempStorage);
+        dbuf<std::uint16_t> out(n);
+        auto launch = [&](int c, cudaStream_t st, int grid) {
+          kern<<<grid, C::warps * 32, smem, st>>>(dt.view(c, 1), table.p, out.p, K);
+        };
+        blocks_per_sm(kern, C::warps * 32, smem);
+        CK(cudaMemset(out.p, 0xff, out.bytes()));
+        launch(0, 0, g_sms);
+        CK(cudaDeviceSynchronize());
+        CK(cudaGetLastError());
+        const auto back = download(out.p, n);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
+        time_decode<C>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2, double(n),
+                       copies, bad == 0, double(bad));
       };
-      blocks_per_sm(kern, cb::warps * 32, smem);
-      CK(cudaMemset(out.p, 0xff, out.bytes()));
-      launch(0, 0, g_sms);
-      CK(cudaDeviceSynchronize());
-      CK(cudaGetLastError());
-      const auto back = download(out.p, n);
-      std::size_t bad = 0;
-      for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
-      time_decode<cb>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2,
-                         double(n), copies, bad == 0, double(bad));
+      decode_bf16(cb{});
+      decode_bf16(cd{});
     }
   }
 
@@ -604,6 +611,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cb = config<12, 1, ring8, 1, 16, 2>;
       using cc = config<12, 1, ring8, 2, 8, 2>;
       using cr = config<12, 2, ring8, 1, 16, 2>;
+      using cd = config<12, 1, ring8, 2, 8, 3>;
       using ad = ecq::affine4_quad_dequant<128>;
       for (int b : batches) {
         if (b == 1) {
@@ -611,6 +619,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cb, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cc, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cr, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cd, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
         }
         if (b == 2) run_fused<cb, ad, 2>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 2), tb);
         if (b == 4) run_fused<cb, ad, 4>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 4), tb);
@@ -633,27 +642,32 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           if (b == 8) run_plain<8>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 8), pbytes);
         }
       }
-      // decode-to-memory of the codes, byte-exact check against the plain nibbles
-      using D = typename cb::decoder;
-      using B = ecq::block_decoder<cb::warps, D>;
-      auto kern = decode_nibbles_kernel<cb::warps, cb::min_blocks, D>;
-      const std::size_t smem = sizeof(typename B::TempStorage);
-      dbuf<std::uint8_t> out(n / 2);
-      auto launch = [&](int c, cudaStream_t st, int grid) {
-        kern<<<grid, cb::warps * 32, smem, st>>>(dt.view(c, 1), tablen.p, out.p, K);
+      // decode-to-memory of the codes, byte-exact check against the plain nibbles, two configurations
+      auto decode_codes = [&](auto cfg) {
+        using C = decltype(cfg);
+        using D = typename C::decoder;
+        using B = ecq::block_decoder<C::warps, D>;
+        auto kern = decode_nibbles_kernel<C::warps, C::min_blocks, D>;
+        const std::size_t smem = sizeof(typename B::TempStorage);
+        dbuf<std::uint8_t> out(n / 2);
+        auto launch = [&](int c, cudaStream_t st, int grid) {
+          kern<<<grid, C::warps * 32, smem, st>>>(dt.view(c, 1), tablen.p, out.p, K);
+        };
+        blocks_per_sm(kern, C::warps * 32, smem);
+        CK(cudaMemset(out.p, 0xff, out.bytes()));
+        launch(0, 0, g_sms);
+        CK(cudaDeviceSynchronize());
+        CK(cudaGetLastError());
+        const auto back = download(out.p, n / 2);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < n / 2; ++i)
+          bad += back[i] != std::uint8_t(at.codes[2 * i] | (at.codes[2 * i + 1] << 4));
+        time_decode<C>(shape, "decode w4 codes (exact)" + tag, kern, smem, launch,
+                       double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
+                       bad == 0, double(bad));
       };
-      blocks_per_sm(kern, cb::warps * 32, smem);
-      CK(cudaMemset(out.p, 0xff, out.bytes()));
-      launch(0, 0, g_sms);
-      CK(cudaDeviceSynchronize());
-      CK(cudaGetLastError());
-      const auto back = download(out.p, n / 2);
-      std::size_t bad = 0;
-      for (std::size_t i = 0; i < n / 2; ++i)
-        bad += back[i] != std::uint8_t(at.codes[2 * i] | (at.codes[2 * i + 1] << 4));
-      time_decode<cb>(shape, "decode w4 codes (exact)" + tag, kern, smem, launch,
-                         double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
-                         bad == 0, double(bad));
+      decode_codes(cb{});
+      decode_codes(cd{});
     }
   }
   };

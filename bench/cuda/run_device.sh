@@ -5,8 +5,9 @@
 # here beforehand (build/cuda-carry, carried by the device tool):
 #   1. the GPU's state (nvidia-smi), tool versions;
 #   2. SASS of the benchmark's kernels (cuobjdump is on the device machine only);
-#   3. correctness under compute-sanitizer memcheck and racecheck (--test: small
-#      shapes, every kernel once, every result checked, no timing);
+#   3. the GPU unit tests ($BIN/tests/*_test, plainly and under memcheck), and
+#      the benchmark's kernels under compute-sanitizer memcheck and racecheck
+#      (--test: small shapes, every kernel once, every result checked);
 #   4. with NCU=1: Nsight Compute sections for one launch of each main kernel;
 #   5. the benchmark (all shapes, or --quick), JSON and log under $OUT.
 # SKIP_SASS=1, SKIP_SANITIZER=1, SKIP_BENCH=1 leave steps out.
@@ -28,6 +29,15 @@ if [ "${SKIP_SASS:-0}" != 1 ]; then
   cuobjdump -res-usage "$BIN/gpu_bench" >"$OUT/res-usage.txt" 2>&1
 fi
 rc=0
+# GPU unit tests (tests/*_test.cu, built here into $BIN/tests): plainly, then under memcheck.
+if [ -d "$BIN/tests" ]; then
+  for t in "$BIN"/tests/*_test; do
+    "$t" --gtest_brief=1 >"$OUT/tests.txt" 2>&1 || rc=1
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 7 "$t" --gtest_brief=1 >>"$OUT/tests.txt" 2>&1 || rc=1
+    echo "$(basename "$t"): $(grep -c '^\[  PASSED' "$OUT/tests.txt") passed runs, $(grep -c 'FAILED\|ERROR SUMMARY: [1-9]' "$OUT/tests.txt") failures"
+    cat "$OUT/tests.txt" >>"$OUT/tests-all.txt"
+  done
+fi
 if [ "${SKIP_SANITIZER:-0}" != 1 ]; then
   for tool in memcheck racecheck; do
     # cuBLAS is left out: racecheck reports hazards inside its own kernels (nvjet), not ours.
