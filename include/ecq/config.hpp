@@ -8,6 +8,8 @@
 //   ECQ_DEVICE        device-only functions (collectives in *.cuh headers).
 //   ECQ_FORCEINLINE   hot-loop helpers whose inlining the decoders rely on.
 //   ECQ_PRAGMA_UNROLL before a loop with a compile-time trip count.
+//   ECQ_EXEC_CHECK_DISABLE before host/device templates that call user
+//                     callables, which may be host-only lambdas.
 //   ECQ_ASSERT(cond)  programmer errors only (violated preconditions of the
 //                     fast path). Off unless ECQ_ENABLE_ASSERTS is defined;
 //                     works in device code. Untrusted input never reaches an
@@ -54,6 +56,16 @@
 #define ECQ_FORCEINLINE __forceinline
 #else
 #define ECQ_FORCEINLINE inline __attribute__((always_inline))
+#endif
+
+// Before a host/device function template that calls a user-supplied callable
+// (a sink, a dequantiser): the callable may be host-only (a lambda in host
+// code), which is fine as long as that instantiation only runs on the host.
+// Without this nvcc rejects such instantiations (CUB and Thrust do the same).
+#if ECQ_IS_CUDA_COMPILER() && !defined(__HIPCC__)
+#define ECQ_EXEC_CHECK_DISABLE _Pragma("nv_exec_check_disable")
+#else
+#define ECQ_EXEC_CHECK_DISABLE
 #endif
 
 // Full unrolling of loops with a compile-time trip count. nvcc's host pass

@@ -158,6 +158,7 @@ struct checked_word_reader {
   }
 };
 
+ECQ_EXEC_CHECK_DISABLE
 template <class Params, class TableView, class Reader, class Sink>
 ECQ_HOST_DEVICE ECQ_FORCEINLINE void decode_one(typename Params::state_type& x, std::size_t index,
                                                 const TableView& table, Reader& read, Sink& sink) {
@@ -173,6 +174,7 @@ ECQ_HOST_DEVICE ECQ_FORCEINLINE void decode_one(typename Params::state_type& x, 
 /// compile-time trip count, so the N states live in registers and their
 /// dependency chains overlap (instruction-level parallelism).
 /// Stops early, at a round boundary, once *stop_flag is set (checked path).
+ECQ_EXEC_CHECK_DISABLE
 template <class Params, int Lanes, class TableView, class Reader, class Sink>
 ECQ_HOST_DEVICE ECQ_FORCEINLINE void decode_rounds(typename Params::state_type (&x)[Lanes], std::size_t n,
                                                    const TableView& table, Reader& read, Sink& sink,
@@ -196,6 +198,7 @@ struct store_sink {
 /// A sink argument may be a callable (used by reference, so stateful sinks
 /// such as dot-product accumulators keep their state) or a pointer to the
 /// output symbols.
+ECQ_EXEC_CHECK_DISABLE
 template <class Sink>
 ECQ_HOST_DEVICE ECQ_FORCEINLINE decltype(auto) as_sink(Sink&& sink) {
   if constexpr (std::is_pointer<std::decay_t<Sink>>::value) {
@@ -211,6 +214,7 @@ ECQ_HOST_DEVICE ECQ_FORCEINLINE decltype(auto) as_sink(Sink&& sink) {
 /// with the same Params, Lanes and frequency table; calls sink(i, symbol) for
 /// i = 0 .. n-1 in order, or stores symbol i to sink[i] if sink is a pointer.
 /// Reads exactly the words the encoder wrote.
+ECQ_EXEC_CHECK_DISABLE
 template <class Params, int Lanes, class TableView, class Sink>
 ECQ_HOST_DEVICE void interleaved_decode(const typename Params::word_type* words, std::size_t n, TableView table,
                                         Sink&& sink) {
@@ -229,6 +233,7 @@ ECQ_HOST_DEVICE void interleaved_decode(const typename Params::word_type* words,
 ///         (including num_words < N*K); status::corrupt_stream if an initial
 ///         state is out of range or a final state differs from L;
 ///         status::trailing_data if words remain after the last symbol.
+ECQ_EXEC_CHECK_DISABLE
 template <class Params, int Lanes, class TableView, class Sink>
 ECQ_HOST_DEVICE status interleaved_decode_checked(const typename Params::word_type* words, std::size_t num_words,
                                                   std::size_t n, TableView table, Sink&& sink) {

@@ -207,6 +207,7 @@ struct tile_order_sink {
   std::uint64_t column = 0;
   bool bad_padding = false;
 
+  ECQ_EXEC_CHECK_DISABLE
   ECQ_HOST_DEVICE ECQ_FORCEINLINE void operator()(std::size_t, std::uint32_t symbol) {
     const std::uint32_t row_in_tile = group * b.lanes + lane;
     if (row_in_tile < b.valid_rows) {
