@@ -114,12 +114,12 @@ TEST(Safetensors, DtypeNamesAndSizes) {
                          "U64", "U32", "U16", "U8", "BOOL", "F8_E4M3", "F8_E5M2"};
   const std::size_t sizes[] = {8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1, 1, 1};
   for (std::size_t k = 0; k < 15; ++k) {
-    tensor_dtype d;
+    tensor_dtype d = tensor_dtype::boolean;
     ASSERT_TRUE(ecq::dtype_from_name(names[k], &d)) << names[k];
     EXPECT_STREQ(ecq::dtype_name(d), names[k]);
     EXPECT_EQ(ecq::dtype_size(d), sizes[k]) << names[k];
   }
-  tensor_dtype d;
+  tensor_dtype d = tensor_dtype::boolean;
   EXPECT_FALSE(ecq::dtype_from_name("f32", &d));
   EXPECT_FALSE(ecq::dtype_from_name("F4", &d));
 }

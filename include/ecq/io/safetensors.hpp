@@ -46,8 +46,27 @@
 
 ECQ_NAMESPACE_BEGIN
 
-/// Element types of the safetensors format.
-enum class tensor_dtype : std::uint8_t { f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean, f8_e4m3, f8_e5m2 };
+/// Element types of the safetensors format. The values are stored in .ecq
+/// files (ecq/io/ecq_file.hpp): never renumber.
+enum class tensor_dtype : std::uint8_t {
+  f64 = 0,
+  f32 = 1,
+  f16 = 2,
+  bf16 = 3,
+  i64 = 4,
+  i32 = 5,
+  i16 = 6,
+  i8 = 7,
+  u64 = 8,
+  u32 = 9,
+  u16 = 10,
+  u8 = 11,
+  boolean = 12,
+  f8_e4m3 = 13,
+  f8_e5m2 = 14,
+};
+/// One past the largest tensor_dtype value.
+inline constexpr std::uint8_t tensor_dtype_count = 15;
 
 /// @return the format's name of `d` ("F32", "BF16", ...).
 inline const char* dtype_name(tensor_dtype d) {
