@@ -31,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "reference_kernels.cuh"
@@ -402,7 +403,7 @@ void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<db
 template <class C, class Kernel>
 void time_decode(const std::string& shape, const std::string& name, Kernel kern, std::size_t smem,
                  const std::function<void(int, cudaStream_t, int)>& launch_grid, double bytes, double weights,
-                 int copies, bool ok, double err) {
+                 int copies, bool ok, double err, const std::string& extra) {
   const int max_bps = blocks_per_sm(kern, C::warps * 32, smem);
   for (int bps = max_bps; bps >= std::max(1, max_bps - 1); --bps) {
     if (g_profile && bps != max_bps) break;
@@ -410,7 +411,7 @@ void time_decode(const std::string& shape, const std::string& name, Kernel kern,
     r.shape = shape;
     r.kernel = name;
     char cfg[64];
-    std::snprintf(cfg, sizeof cfg, " %dx%dw", bps, C::warps);
+    std::snprintf(cfg, sizeof cfg, " %dx%dw%s", bps, C::warps, extra.c_str());
     r.config = C::name() + cfg;
     r.ok = ok;
     r.err = err;
@@ -547,6 +548,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cc = config<11, 1, ring8, 2, 8, 2>;   // two streams per warp
       using cr = config<11, 2, ring8, 1, 16, 2>;  // cb with two table replicas
       using cd = config<11, 1, ring8, 2, 8, 3>;   // two streams per warp, <= 85 registers
+      using ce = config<11, 1, ring8, 1, 12, 3>;  // one stream per warp, 36 warps per SM at <= 56 registers
       using bd = ecq::bf16_pair_dequant;
       for (int b : batches) {
         if (b == 1) {
@@ -555,18 +557,25 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cc, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<cr, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<cd, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<ce, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
         }
         if (b == 2) run_fused<cb, bd, 2>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 2), tb);
         if (b == 4) run_fused<cb, bd, 4>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 4), tb);
         if (b == 8) run_fused<cb, bd, 8>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 8), tb);
       }
       // decode-to-memory, bit-exact check, for two decoder configurations
-      auto decode_bf16 = [&](auto cfg) {
+      auto decode_bf16 = [&](auto cfg, auto row_bytes) {
+        constexpr int RB = decltype(row_bytes)::value;
         using C = decltype(cfg);
         using D = typename C::decoder;
-        using B = ecq::block_decoder<C::warps, D>;
-        auto kern = decode_bf16_kernel<C::warps, C::min_blocks, D>;
-        const std::size_t smem = sizeof(typename B::TempStorage);
+        auto kern = decode_bf16_kernel<C::warps, C::min_blocks, D, RB>;
+        using S = bf16_store_sink<D::rounds_per_block, D::ways, RB>;
+        if (bt.layout.rounds() % (S::blocks_per_flush * D::rounds_per_block) != 0) {  // whole 128-byte rows
+          std::printf("  decode: items of %u rounds are not whole 128-byte rows\n", bt.layout.rounds());
+          ++g_failures;
+          return;
+        }
+        const std::size_t smem = decode_shared_bytes<C::warps, D, S>();
         dbuf<std::uint16_t> out(n);
         auto launch = [&](int c, cudaStream_t st, int grid) {
           kern<<<grid, C::warps * 32, smem, st>>>(dt.view(c, 1), table.p, out.p, K);
@@ -580,10 +589,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         std::size_t bad = 0;
         for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
         time_decode<C>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2, double(n),
-                       copies, bad == 0, double(bad));
+                       copies, bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      decode_bf16(cb{});
-      decode_bf16(cd{});
+      decode_bf16(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
+      decode_bf16(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
     }
   }
 
@@ -643,12 +652,18 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         }
       }
       // decode-to-memory of the codes, byte-exact check against the plain nibbles, two configurations
-      auto decode_codes = [&](auto cfg) {
+      auto decode_codes = [&](auto cfg, auto row_bytes) {
+        constexpr int RB = decltype(row_bytes)::value;
         using C = decltype(cfg);
         using D = typename C::decoder;
-        using B = ecq::block_decoder<C::warps, D>;
-        auto kern = decode_nibbles_kernel<C::warps, C::min_blocks, D>;
-        const std::size_t smem = sizeof(typename B::TempStorage);
+        auto kern = decode_nibbles_kernel<C::warps, C::min_blocks, D, RB>;
+        using S = nibble_store_sink<D::rounds_per_block, D::ways, RB>;
+        if (at.layout.rounds() % (S::blocks_per_flush * D::rounds_per_block) != 0) {  // whole 128-byte rows
+          std::printf("  decode: items of %u rounds are not whole 128-byte rows\n", at.layout.rounds());
+          ++g_failures;
+          return;
+        }
+        const std::size_t smem = decode_shared_bytes<C::warps, D, S>();
         dbuf<std::uint8_t> out(n / 2);
         auto launch = [&](int c, cudaStream_t st, int grid) {
           kern<<<grid, C::warps * 32, smem, st>>>(dt.view(c, 1), tablen.p, out.p, K);
@@ -664,10 +679,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           bad += back[i] != std::uint8_t(at.codes[2 * i] | (at.codes[2 * i + 1] << 4));
         time_decode<C>(shape, "decode w4 codes (exact)" + tag, kern, smem, launch,
                        double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
-                       bad == 0, double(bad));
+                       bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      decode_codes(cb{});
-      decode_codes(cd{});
+      decode_codes(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
+      decode_codes(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
     }
   }
   };

@@ -120,38 +120,83 @@ __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
   g.run(t, r.first, r.last, y, M);
 }
 
+/// Row-major output of a warp's 32-row tile, staged in shared memory: each
+/// lane puts 16-byte pieces of its own row (put), and every RowBytes a row
+/// the warp writes the 32 rows' RowBytes contiguously (flush): RowBytes / 16
+/// lanes a row, 512 / RowBytes rows per store instruction, instead of 32
+/// rows' half sectors per instruction. Rows are padded by 16 bytes so that
+/// the 16-byte puts of 8 consecutive lanes (one shared-memory wavefront)
+/// fall in different banks. RowBytes 128 writes whole L2 lines; 64 halves
+/// the buffer (4.5 -> 2.5 KB per warp) so that more warps fit an SM.
+template <int RowBytes>
+struct row_stage {
+  static_assert(RowBytes == 64 || RowBytes == 128, "RowBytes must be 64 or 128");
+  static constexpr std::uint32_t row_bytes = RowBytes;
+  static constexpr std::uint32_t pitch = RowBytes + 16;
+  struct TempStorage {
+    alignas(16) std::uint8_t bytes[32 * pitch];
+  };
+  std::uint8_t* buf = nullptr;
+
+  /// This lane's 16 bytes at byte `offset` (< RowBytes, a multiple of 16) of its row.
+  __device__ __forceinline__ void put(std::uint32_t offset, const uint4& v) {
+    *reinterpret_cast<uint4*>(buf + ecq::detail::lane_id() * pitch + offset) = v;
+  }
+  /// Writes the 32 staged rows' RowBytes to row0 + r * row_stride (16-byte
+  /// aligned). Whole warp.
+  __device__ __forceinline__ void flush(std::uint8_t* row0, std::size_t row_stride) {
+    constexpr std::uint32_t lanes_per_row = RowBytes / 16, rows_per_store = 32 / lanes_per_row;
+    __syncwarp();
+    const std::uint32_t lane = ecq::detail::lane_id(), c = (lane % lanes_per_row) * 16;
+#pragma unroll
+    for (std::uint32_t j = 0; j < lanes_per_row; ++j) {
+      const std::uint32_t r = rows_per_store * j + lane / lanes_per_row;
+      *reinterpret_cast<uint4*>(row0 + r * row_stride + c) = *reinterpret_cast<const uint4*>(buf + r * pitch + c);
+    }
+    __syncwarp();  // the next puts overwrite what was just read
+  }
+};
+
 /// 4-bit codes of symbol_packing<4, 4, 2> symbols -> row-major nibbles. The
 /// table's payload is h0 << 2 | h1 << 6 | (h2 << 2 | h3 << 6) << 8
-/// (nibble_payload). Each lane stores whole 32-byte sectors of its row: 16
-/// rounds (two blocks of 8) per pair of 16-byte stores.
-template <int Rounds, int Ways>
+/// (nibble_payload). A block of 8 rounds is 16 bytes of a lane's row;
+/// RowBytes / 16 blocks go out through a row_stage, so an item's rounds must
+/// be a multiple of RowBytes / 2.
+template <int Rounds, int Ways, int RowBytes = 128>
 struct nibble_store_sink {
-  static_assert(Rounds == 8, "stores pair up two blocks of 8 rounds");
+  static_assert(Rounds == 8, "a block of 8 rounds is 16 bytes of a row");
+  using stage_type = row_stage<RowBytes>;
+  static constexpr std::uint32_t blocks_per_flush = RowBytes / 16;
+  struct TempStorage {
+    typename stage_type::TempStorage way[Ways];
+  };
   const bench_tiles& t;
   std::uint8_t* out;
   std::uint32_t K;
   ecq::raw_pipeline<2, Rounds, Ways, bench_tiles> raw[Ways];
-  std::uint8_t* row_out[Ways] = {};
-  std::uint32_t codes[Ways][8] = {};
-  bool odd = false;
+  stage_type stage[Ways];
+  std::uint8_t* seg_out[Ways] = {};
+  std::uint32_t codes[Ways][4] = {};
 
   __host__ __device__ static constexpr std::uint32_t nibble_payload(std::uint32_t s) {
     return ((s & 3u) << 2) | (((s >> 2) & 3u) << 6) | ((((s >> 4) & 3u) << 2) << 8) | (((s >> 6) & 3u) << 14);
   }
-  __device__ nibble_store_sink(const bench_tiles& tiles, std::uint8_t* o, std::uint32_t k, std::uint32_t first,
-                               std::uint32_t last)
+  __device__ nibble_store_sink(const bench_tiles& tiles, TempStorage& storage, std::uint8_t* o, std::uint32_t k,
+                               std::uint32_t first, std::uint32_t last)
       : t(tiles), out(o), K(k) {
-    for (int w = 0; w < Ways; ++w) raw[w] = ecq::raw_pipeline<2, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+    for (int w = 0; w < Ways; ++w) {
+      raw[w] = ecq::raw_pipeline<2, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+      stage[w].buf = storage.way[w].bytes;
+    }
   }
   __device__ __forceinline__ void begin_tile(std::uint32_t) {}
   __device__ __forceinline__ void begin_block(std::uint32_t item, std::uint32_t block) {
-    odd = block & 1;
 #pragma unroll
     for (int w = 0; w < Ways; ++w) {
       raw[w].advance();
       const std::uint32_t s = item * Ways + w;
-      if (!odd)
-        row_out[w] = out + std::size_t(t.tile(s).row + ecq::detail::lane_id()) * (K / 2) + (t.column(s) + block * Rounds * 4) / 2;
+      if (block % blocks_per_flush == 0)
+        seg_out[w] = out + std::size_t(t.tile(s).row) * (K / 2) + (t.column(s) + block * Rounds * 4) / 2;
     }
   }
   __device__ __forceinline__ void step(int k, int w, std::uint32_t e) {
@@ -160,42 +205,47 @@ struct nibble_store_sink {
     v |= v >> 12;  // l0 [0,2) l2 [2,4) l1 [4,6) l3 [6,8)
     const std::uint32_t h = (e & 0xffu) | ((e >> 8) & 0xff00u);
     const std::uint32_t c = (v & 0x33u) | ((v << 6) & 0x3300u) | h;
-    std::uint32_t& lo = codes[w][k / 2];
-    std::uint32_t& hi = codes[w][4 + k / 2];
-    if (k % 2 == 0) {
-      if (odd) hi = c; else lo = c;
-    } else {
-      if (odd) hi |= c << 16; else lo |= c << 16;
-    }
+    if (k % 2 == 0)
+      codes[w][k / 2] = c;
+    else
+      codes[w][k / 2] |= c << 16;
   }
-  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t) {
-    if (!odd) return;
+  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t block) {
 #pragma unroll
     for (int w = 0; w < Ways; ++w) {
-      uint4* p = reinterpret_cast<uint4*>(row_out[w]);
-      p[0] = make_uint4(codes[w][0], codes[w][1], codes[w][2], codes[w][3]);
-      p[1] = make_uint4(codes[w][4], codes[w][5], codes[w][6], codes[w][7]);
+      stage[w].put((block % blocks_per_flush) * 16, make_uint4(codes[w][0], codes[w][1], codes[w][2], codes[w][3]));
+      if (block % blocks_per_flush == blocks_per_flush - 1) stage[w].flush(seg_out[w], K / 2);
     }
   }
   __device__ __forceinline__ void end_tile(std::uint32_t) {}
 };
 
 /// Exponent pairs + raw bytes -> row-major bf16 (bit-exact weights); a block
-/// of 8 rounds is 32 bytes of a row per lane: two 16-byte stores, one sector.
-template <int Rounds, int Ways>
+/// of 8 rounds is 32 bytes of a lane's row; RowBytes / 32 blocks go out
+/// through a row_stage, so an item's rounds must be a multiple of RowBytes / 4.
+template <int Rounds, int Ways, int RowBytes = 128>
 struct bf16_store_sink {
-  static_assert(Rounds == 8, "one sector per lane and block of 8 rounds");
+  static_assert(Rounds == 8, "a block of 8 rounds is 32 bytes of a row");
+  using stage_type = row_stage<RowBytes>;
+  static constexpr std::uint32_t blocks_per_flush = RowBytes / 32;
+  struct TempStorage {
+    typename stage_type::TempStorage way[Ways];
+  };
   const bench_tiles& t;
   std::uint16_t* out;
   std::uint32_t K;
   ecq::raw_pipeline<4, Rounds, Ways, bench_tiles> raw[Ways];
-  std::uint16_t* row_out[Ways] = {};
+  stage_type stage[Ways];
+  std::uint16_t* seg_out[Ways] = {};
   std::uint32_t w8[Ways][8] = {};
 
-  __device__ bf16_store_sink(const bench_tiles& tiles, std::uint16_t* o, std::uint32_t k, std::uint32_t first,
-                             std::uint32_t last)
+  __device__ bf16_store_sink(const bench_tiles& tiles, TempStorage& storage, std::uint16_t* o, std::uint32_t k,
+                             std::uint32_t first, std::uint32_t last)
       : t(tiles), out(o), K(k) {
-    for (int w = 0; w < Ways; ++w) raw[w] = ecq::raw_pipeline<4, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+    for (int w = 0; w < Ways; ++w) {
+      raw[w] = ecq::raw_pipeline<4, Rounds, Ways, bench_tiles>(tiles, first, last, w);
+      stage[w].buf = storage.way[w].bytes;
+    }
   }
   __device__ __forceinline__ void begin_tile(std::uint32_t) {}
   __device__ __forceinline__ void begin_block(std::uint32_t item, std::uint32_t block) {
@@ -203,24 +253,34 @@ struct bf16_store_sink {
     for (int w = 0; w < Ways; ++w) {
       raw[w].advance();
       const std::uint32_t s = item * Ways + w;
-      row_out[w] = out + std::size_t(t.tile(s).row + ecq::detail::lane_id()) * K + t.column(s) + block * Rounds * 2;
+      if (block % blocks_per_flush == 0)
+        seg_out[w] = out + std::size_t(t.tile(s).row) * K + t.column(s) + block * Rounds * 2;
     }
   }
   __device__ __forceinline__ void step(int k, int w, std::uint32_t e) {
     w8[w][k] = ecq::bf16_pair_dequant::fragment(e, raw[w].words, k);
   }
-  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t) {
+  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t block) {
 #pragma unroll
     for (int w = 0; w < Ways; ++w) {
-      uint4* p = reinterpret_cast<uint4*>(row_out[w]);
-      p[0] = make_uint4(w8[w][0], w8[w][1], w8[w][2], w8[w][3]);
-      p[1] = make_uint4(w8[w][4], w8[w][5], w8[w][6], w8[w][7]);
+      const std::uint32_t at = (block % blocks_per_flush) * 32;
+      stage[w].put(at, make_uint4(w8[w][0], w8[w][1], w8[w][2], w8[w][3]));
+      stage[w].put(at + 16, make_uint4(w8[w][4], w8[w][5], w8[w][6], w8[w][7]));
+      if (block % blocks_per_flush == blocks_per_flush - 1)
+        stage[w].flush(reinterpret_cast<std::uint8_t*>(seg_out[w]), std::size_t(K) * 2);
     }
   }
   __device__ __forceinline__ void end_tile(std::uint32_t) {}
 };
 
-template <int BlockWarps, int MinBlocks, class WarpDecoder>
+/// Dynamic shared memory of decode_nibbles_kernel / decode_bf16_kernel.
+template <int BlockWarps, class WarpDecoder, class Sink>
+constexpr std::size_t decode_shared_bytes() {
+  return sizeof(typename ecq::block_decoder<BlockWarps, WarpDecoder>::TempStorage) +
+         BlockWarps * sizeof(typename Sink::TempStorage);
+}
+
+template <int BlockWarps, int MinBlocks, class WarpDecoder, int RowBytes = 128>
 __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
     decode_nibbles_kernel(bench_tiles t, const std::uint32_t* table, std::uint8_t* out, std::uint32_t K) {
   using block = ecq::block_decoder<BlockWarps, WarpDecoder>;
@@ -229,11 +289,14 @@ __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
   b.load_table(table);
   std::uint32_t part;
   const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
-  nibble_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways> sink(t, out, K, r.first, r.last);
+  using sink_type = nibble_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways, RowBytes>;
+  auto* st = reinterpret_cast<typename sink_type::TempStorage*>(reinterpret_cast<unsigned char*>(smem) +
+                                                                sizeof(typename block::TempStorage));
+  sink_type sink(t, st[threadIdx.x / 32], out, K, r.first, r.last);
   b.decode(t, r.first, r.last, sink);
 }
 
-template <int BlockWarps, int MinBlocks, class WarpDecoder>
+template <int BlockWarps, int MinBlocks, class WarpDecoder, int RowBytes = 128>
 __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
     decode_bf16_kernel(bench_tiles t, const std::uint32_t* table, std::uint16_t* out, std::uint32_t K) {
   using block = ecq::block_decoder<BlockWarps, WarpDecoder>;
@@ -242,7 +305,10 @@ __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
   b.load_table(table);
   std::uint32_t part;
   const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
-  bf16_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways> sink(t, out, K, r.first, r.last);
+  using sink_type = bf16_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways, RowBytes>;
+  auto* st = reinterpret_cast<typename sink_type::TempStorage*>(reinterpret_cast<unsigned char*>(smem) +
+                                                                sizeof(typename block::TempStorage));
+  sink_type sink(t, st[threadIdx.x / 32], out, K, r.first, r.last);
   b.decode(t, r.first, r.last, sink);
 }
 
