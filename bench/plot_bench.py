@@ -63,11 +63,12 @@ def group_of(name):
 
 
 def grouped(runs):
-    groups = OrderedDict()
+    """{group: {entry: record}}, both sorted by name (repetitions may have run in random order)."""
+    groups = {}
     for name, rec in runs.items():
         g, entry = group_of(name)
-        groups.setdefault(g, OrderedDict())[entry] = rec
-    return groups
+        groups.setdefault(g, {})[entry] = rec
+    return OrderedDict((g, OrderedDict(sorted(groups[g].items()))) for g in sorted(groups))
 
 
 def size_of(rec):
