@@ -1,0 +1,649 @@
+// examples/ecq_tool.cpp — the `ecq` command-line tool (built as `ecq`).
+//
+//   ecq inspect FILE.safetensors [--scheme S]... [--layout storage|kernel] [--json] [--quiet]
+//       Per tensor and in total, for each scheme: elements, entropy of the
+//       scheme's symbols, coded bits/weight counting every byte of the
+//       container (header, parameters, table, section directory, block
+//       index, flushed states, side data, padding, checksum), SQNR for lossy
+//       schemes, and whether decoding the container reproduces the
+//       quantiser's output bit for bit. Without --scheme: bf16, affine4-g64
+//       and a uniform scheme at the SQNR affine4-g64 reached, side by side.
+//   ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--quiet]
+//   ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]
+//   ecq verify FILE.ecq
+//   ecq                 usage, then a self-test on synthetic weights (pack,
+//                       unpack, verify in a temporary folder); exit 0 if it passes
+//
+// Exit codes: 0 success, 1 a file is invalid or an operation failed, 2 usage.
+// Progress goes to stderr for files above 2^22 weights (not with --quiet).
+#include <ecq/io/ecq_file.hpp>
+#include <ecq/io/safetensors.hpp>
+#include <ecq/schemes/scheme.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using ecq::status;
+
+constexpr std::uint64_t progress_threshold = std::uint64_t(1) << 22;
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "ecq: %s\nRun `ecq help` for usage.\n", message.c_str());
+  std::exit(2);
+}
+
+[[noreturn]] void fail(const std::string& message) {
+  std::fprintf(stderr, "ecq: %s\n", message.c_str());
+  std::exit(1);
+}
+
+void print_usage(std::FILE* f) {
+  std::fputs(
+      "usage:\n"
+      "  ecq inspect FILE.safetensors [--scheme S]... [--layout storage|kernel] [--json] [--quiet]\n"
+      "  ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--quiet]\n"
+      "  ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]\n"
+      "  ecq verify FILE.ecq\n"
+      "schemes: bf16, f16, affine<b>-g<G>[-bf16][-p<C>[r<R>]], codebook-nf4-g<G>[-bf16][-p<C>[r<R>]],\n"
+      "         uniform-sqnr<dB>[-row|-g<G>][-bf16]   e.g. affine4-g64, affine4-g64-p2, uniform-sqnr21.05\n"
+      "layouts: storage (default; big blocks, smallest files), kernel (32-row x 256-symbol blocks)\n",
+      f);
+}
+
+// --------------------------------------------------------------------------
+// Loading tensors.
+
+struct loaded_file {
+  std::vector<std::uint8_t> bytes;
+  ecq::safetensors_file st;
+};
+
+void load_safetensors(const std::string& path, loaded_file* f) {
+  std::string error;
+  if (ecq::read_file_bytes(path, &f->bytes, &error) != status::ok) fail(error);
+  const status s = f->st.parse(f->bytes.data(), f->bytes.size(), &error);
+  if (s != status::ok) fail(path + ": not a valid safetensors file (" + ecq::status_string(s) + "): " + error);
+}
+
+bool convertible(ecq::tensor_dtype d) {
+  std::vector<float> none;
+  ecq::safetensors_tensor probe;
+  probe.dtype = d;
+  probe.shape = {0};
+  return ecq::to_float(probe, nullptr, &none) == status::ok;
+}
+
+// Quantises one tensor with spec; lossless 16-bit schemes code 16-bit input
+// of their own format from its bits, so nothing is rounded.
+status quantize_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_file& st, const ecq::safetensors_tensor& t,
+                       const std::vector<float>& w, ecq::quantized_tensor* q) {
+  const std::uint64_t rows = ecq::shape_rows(t.shape), cols = ecq::shape_cols(t.shape);
+  const bool bf = spec.kind == ecq::scheme_kind::bf16 && t.dtype == ecq::tensor_dtype::bf16;
+  const bool hf = spec.kind == ecq::scheme_kind::f16 && t.dtype == ecq::tensor_dtype::f16;
+  if (bf || hf) {
+    std::vector<std::uint16_t> h(w.size());
+    const std::uint8_t* p = st.data(t);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = std::uint16_t(p[2 * i] | p[2 * i + 1] << 8);
+    ecq::float16_encode(h.data(), rows, cols, bf ? ecq::float16_format::bfloat16 : ecq::float16_format::binary16, q);
+    return status::ok;
+  }
+  return ecq::quantize(spec, w.data(), rows, cols, q);
+}
+
+// --------------------------------------------------------------------------
+// inspect
+
+struct tensor_report {
+  std::string name;
+  std::vector<std::uint64_t> shape;
+  std::uint64_t elements = 0;
+  bool skipped = false;
+  std::string skip_reason;
+  double entropy_bits_per_symbol = 0;
+  std::uint64_t symbols = 0;
+  std::uint32_t alphabet = 0;
+  ecq::container_overhead overhead;
+  ecq::coding_options options;
+  double signal = 0, noise = 0;  // sums of squares, for SQNR
+  bool round_trip = false;
+  std::uint64_t p1_container_bytes = 0;  // the same codes, one code per symbol (packed schemes only)
+  std::uint64_t raw_bytes = 0;           // the raw plane, inside the side sections
+};
+
+struct scheme_report {
+  ecq::scheme_spec spec;
+  std::vector<tensor_report> tensors;
+  std::uint64_t elements = 0, symbols = 0, container_bytes = 0, side_bytes = 0, flush_index_bytes = 0,
+                header_bytes = 0, table_bytes = 0, word_bytes = 0, state_bytes = 0, p1_container_bytes = 0,
+                wrapper_bytes = 0, raw_bytes = 0;
+  double entropy_bits = 0, signal = 0, noise = 0;
+  bool round_trip = true;
+  std::size_t skipped = 0;
+
+  double per_weight(double bits) const { return elements == 0 ? 0.0 : bits / double(elements); }
+  double sqnr_db() const { return noise == 0 ? INFINITY : 10.0 * std::log10(signal / noise); }
+  bool packed() const {
+    return (spec.kind == ecq::scheme_kind::affine || spec.kind == ecq::scheme_kind::codebook) &&
+           (spec.codes.codes_per_symbol != 1 || spec.codes.raw_bits != 0);
+  }
+  /// Entropy of the codes (one code per symbol) for code schemes, else of the symbols, in bits per weight.
+  double entropy_per_weight() const { return per_weight(entropy_bits); }
+  /// Side data other than the raw plane (scales, biases, steps, tables), bits per weight.
+  double side_per_weight() const { return per_weight(8.0 * double(side_bytes - raw_bytes)); }
+  double raw_per_weight() const { return per_weight(8.0 * double(raw_bytes)); }
+  /// What an ideal coder would spend: the entropy, the side data, and the raw
+  /// plane unless the entropy already covers those bits (whole codes).
+  double ideal_per_weight() const {
+    return entropy_per_weight() + side_per_weight() + (packed() ? 0.0 : raw_per_weight());
+  }
+  double coded_per_weight() const { return per_weight(8.0 * double(container_bytes)); }
+};
+
+double entropy_bits_of(const ecq::quantized_tensor& q) {
+  const auto h = ecq::histogram(q.symbols.data(), q.symbols.size(), q.alphabet_size);
+  return ecq::entropy_bits_per_symbol(h.data(), q.alphabet_size) * double(q.symbols.size());
+}
+
+std::uint64_t encoded_size(const ecq::quantized_tensor& q, ecq::layout_goal goal, ecq::encoded_tensor* e,
+                           ecq::coding_options* used = nullptr) {
+  const ecq::coding_options o = ecq::choose_coding_options(q, goal);
+  const status s = ecq::encode_quantized(q, o, e);
+  if (s != status::ok) fail(std::string("encoding failed: ") + ecq::status_string(s));
+  if (used != nullptr) *used = o;
+  return e->size();
+}
+
+scheme_report inspect_scheme(const loaded_file& f, const ecq::scheme_spec& spec, ecq::layout_goal goal, bool progress) {
+  scheme_report rep;
+  rep.spec = spec;
+  ecq::ecq_file_writer wrapper;  // to count the .ecq wrapper bytes
+  std::size_t index = 0;
+  for (const auto& t : f.st.tensors()) {
+    ++index;
+    tensor_report tr;
+    tr.name = t.name;
+    tr.shape = t.shape;
+    tr.elements = t.elements();
+    std::vector<float> w;
+    if (tr.elements == 0) {
+      tr.skipped = true;
+      tr.skip_reason = "no elements";
+    } else if (ecq::to_float(t, f.st.data(t), &w) != status::ok) {
+      tr.skipped = true;
+      tr.skip_reason = std::string("dtype ") + ecq::dtype_name(t.dtype) + " is not supported";
+    }
+    if (tr.skipped) {
+      ++rep.skipped;
+      rep.tensors.push_back(tr);
+      continue;
+    }
+    if (progress)
+      std::fprintf(stderr, "[%s %zu/%zu] %s (%llu weights)\n", spec.name().c_str(), index, f.st.tensors().size(),
+                   t.name.c_str(), static_cast<unsigned long long>(tr.elements));
+    ecq::quantized_tensor q;
+    const status s = quantize_tensor(spec, f.st, t, w, &q);
+    if (s != status::ok) fail("tensor \"" + t.name + "\": " + spec.name() + " cannot quantise it (" +
+                              ecq::status_string(s) + "; non-finite weights?)");
+    std::vector<float> expect;
+    if (ecq::dequantize(q, &expect) != status::ok) fail("internal error: dequantising \"" + t.name + "\"");
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      const double d = double(w[i]) - double(expect[i]);
+      tr.signal += double(w[i]) * double(w[i]);
+      tr.noise += d * d;
+    }
+    tr.symbols = q.symbols.size();
+    tr.alphabet = q.alphabet_size;
+    tr.raw_bytes = q.raw_plane.size() * 4;
+    ecq::encoded_tensor e;
+    encoded_size(q, goal, &e, &tr.options);
+    tr.overhead = e.overhead();
+    // Decoding the container (checked) must give the quantiser's output back.
+    std::vector<float> got;
+    tr.round_trip = ecq::decode_and_dequantize(e, &got) == status::ok && got.size() == expect.size() &&
+                    std::memcmp(got.data(), expect.data(), got.size() * sizeof(float)) == 0;
+    wrapper.add(t.name, t.dtype, t.shape, e);
+    // Entropy: of the codes for code schemes (the packing's reference), else of the symbols.
+    double entropy = entropy_bits_of(q);
+    if (rep.packed()) {
+      ecq::scheme_spec p1 = spec;
+      p1.codes.codes_per_symbol = 1;
+      p1.codes.raw_bits = 0;
+      ecq::quantized_tensor q1;
+      if (quantize_tensor(p1, f.st, t, w, &q1) != status::ok) fail("internal error: p1 quantisation");
+      ecq::encoded_tensor e1;
+      tr.p1_container_bytes = encoded_size(q1, goal, &e1);
+      entropy = entropy_bits_of(q1);
+    }
+    tr.entropy_bits_per_symbol = tr.symbols == 0 ? 0 : entropy / double(tr.symbols);
+    rep.elements += tr.elements;
+    rep.symbols += tr.symbols;
+    rep.entropy_bits += entropy;
+    rep.container_bytes += tr.overhead.container_bytes;
+    rep.side_bytes += tr.overhead.section_bytes;
+    rep.raw_bytes += tr.raw_bytes;
+    rep.flush_index_bytes += tr.overhead.flush_index_bytes();
+    rep.header_bytes += tr.overhead.header_bytes + tr.overhead.directory_bytes + tr.overhead.checksum_bytes;
+    rep.table_bytes += tr.overhead.table_bytes;
+    rep.word_bytes += tr.overhead.word_bytes;
+    rep.state_bytes += tr.overhead.state_bytes;
+    rep.p1_container_bytes += tr.p1_container_bytes;
+    rep.signal += tr.signal;
+    rep.noise += tr.noise;
+    rep.round_trip = rep.round_trip && tr.round_trip;
+    rep.tensors.push_back(tr);
+  }
+  rep.wrapper_bytes = wrapper.wrapper_bytes();
+  return rep;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v, int digits = 6) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
+}
+
+std::string shape_string(const std::vector<std::uint64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t k = 0; k < shape.size(); ++k) s += (k ? "," : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
+void print_json(const std::string& path, const char* layout, const std::vector<scheme_report>& reports) {
+  std::printf("{\n  \"file\": %s,\n  \"layout\": \"%s\",\n  \"schemes\": [\n", json_string(path).c_str(), layout);
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const scheme_report& r = reports[i];
+    const double coded = r.coded_per_weight();
+    std::printf("    {\n      \"scheme\": %s,\n      \"lossless\": %s,\n", json_string(r.spec.name()).c_str(),
+                r.spec.lossless() ? "true" : "false");
+    std::printf("      \"total\": {\"elements\": %llu, \"symbols\": %llu, \"tensors\": %zu, \"skipped_tensors\": %zu,\n",
+                static_cast<unsigned long long>(r.elements), static_cast<unsigned long long>(r.symbols),
+                r.tensors.size() - r.skipped, r.skipped);
+    std::printf("        \"entropy_bits_per_weight\": %s, \"entropy_of\": \"%s\", \"coded_bits_per_weight\": %s, "
+                "\"side_bits_per_weight\": %s, \"raw_bits_per_weight\": %s,\n",
+                json_number(r.entropy_per_weight()).c_str(),
+                r.spec.kind == ecq::scheme_kind::affine || r.spec.kind == ecq::scheme_kind::codebook ? "codes" : "symbols",
+                json_number(coded).c_str(), json_number(r.side_per_weight()).c_str(),
+                json_number(r.raw_per_weight()).c_str());
+    std::printf("        \"ideal_bits_per_weight\": %s, \"coded_over_ideal\": %s,\n",
+                json_number(r.ideal_per_weight()).c_str(), json_number(coded / r.ideal_per_weight()).c_str());
+    std::printf("        \"payload_bits_per_weight\": %s, \"state_bits_per_weight\": %s, "
+                "\"flush_index_bits_per_weight\": %s, \"header_bits_per_weight\": %s, \"table_bits_per_weight\": %s,\n",
+                json_number(r.per_weight(8.0 * double(r.word_bytes))).c_str(),
+                json_number(r.per_weight(8.0 * double(r.state_bytes))).c_str(),
+                json_number(r.per_weight(8.0 * double(r.flush_index_bytes))).c_str(),
+                json_number(r.per_weight(8.0 * double(r.header_bytes))).c_str(),
+                json_number(r.per_weight(8.0 * double(r.table_bytes))).c_str());
+    std::printf("        \"ecq_file_bits_per_weight\": %s, \"sqnr_db\": %s, \"round_trip_bit_exact\": %s",
+                json_number(r.per_weight(8.0 * double(r.container_bytes + r.wrapper_bytes))).c_str(),
+                json_number(r.sqnr_db()).c_str(), r.round_trip ? "true" : "false");
+    if (r.packed())
+      std::printf(",\n        \"one_code_per_symbol_bits_per_weight\": %s, \"packing_cost_bits_per_weight\": %s",
+                  json_number(r.per_weight(8.0 * double(r.p1_container_bytes))).c_str(),
+                  json_number(r.per_weight(8.0 * (double(r.container_bytes) - double(r.p1_container_bytes)))).c_str());
+    std::printf("},\n      \"tensors\": [\n");
+    for (std::size_t k = 0; k < r.tensors.size(); ++k) {
+      const tensor_report& t = r.tensors[k];
+      std::printf("        {\"name\": %s, \"shape\": %s, \"elements\": %llu", json_string(t.name).c_str(),
+                  shape_string(t.shape).c_str(), static_cast<unsigned long long>(t.elements));
+      if (t.skipped) {
+        std::printf(", \"skipped\": %s}", json_string(t.skip_reason).c_str());
+      } else {
+        const double n = double(t.elements);
+        std::printf(", \"alphabet\": %u, \"entropy_bits_per_symbol\": %s, \"coded_bits_per_weight\": %s, "
+                    "\"side_bits_per_weight\": %s, \"raw_bits_per_weight\": %s, \"flush_index_bits_per_weight\": %s, "
+                    "\"sqnr_db\": %s, "
+                    "\"lanes\": %u, \"tile_rows\": %u, \"chunk_symbols\": %llu, \"scale_bits\": %d, \"blocks\": %llu, "
+                    "\"round_trip_bit_exact\": %s}",
+                    t.alphabet, json_number(t.entropy_bits_per_symbol).c_str(),
+                    json_number(8.0 * double(t.overhead.container_bytes) / n).c_str(),
+                    json_number(8.0 * double(t.overhead.section_bytes - t.raw_bytes) / n).c_str(),
+                    json_number(8.0 * double(t.raw_bytes) / n).c_str(),
+                    json_number(8.0 * double(t.overhead.flush_index_bytes()) / n).c_str(),
+                    json_number(t.noise == 0 ? INFINITY : 10 * std::log10(t.signal / t.noise)).c_str(), t.options.lanes,
+                    t.options.tile_rows, static_cast<unsigned long long>(t.options.chunk_symbols), t.options.scale_bits,
+                    static_cast<unsigned long long>(t.overhead.blocks), t.round_trip ? "true" : "false");
+      }
+      std::printf("%s\n", k + 1 < r.tensors.size() ? "," : "");
+    }
+    std::printf("      ]\n    }%s\n", i + 1 < reports.size() ? "," : "");
+  }
+  std::printf("  ]\n}\n");
+}
+
+std::string short_name(const std::string& name, std::size_t width) {
+  if (name.size() <= width) return name;
+  return "..." + name.substr(name.size() - (width - 3));
+}
+
+void print_text(const std::string& path, const char* layout, const std::vector<scheme_report>& reports) {
+  std::printf("%s  (layout: %s; bits per weight count every container byte)\n", path.c_str(), layout);
+  for (const scheme_report& r : reports) {
+    std::printf("\nscheme %s%s\n", r.spec.name().c_str(), r.spec.lossless() ? " (lossless)" : "");
+    std::printf("  %-44s %10s %7s %8s %8s %7s %7s %7s %8s\n", "tensor", "elements", "alpha", "H/sym", "bits/w", "side",
+                "raw", "flush", "SQNR dB");
+    for (const tensor_report& t : r.tensors) {
+      if (t.skipped) {
+        std::printf("  %-44s %10llu  skipped: %s\n", short_name(t.name, 44).c_str(),
+                    static_cast<unsigned long long>(t.elements), t.skip_reason.c_str());
+        continue;
+      }
+      const double n = double(t.elements);
+      std::printf("  %-44s %10llu %7u %8.4f %8.4f %7.4f %7.4f %7.4f %8.2f%s\n", short_name(t.name, 44).c_str(),
+                  static_cast<unsigned long long>(t.elements), t.alphabet, t.entropy_bits_per_symbol,
+                  8.0 * double(t.overhead.container_bytes) / n, 8.0 * double(t.overhead.section_bytes - t.raw_bytes) / n,
+                  8.0 * double(t.raw_bytes) / n, 8.0 * double(t.overhead.flush_index_bytes()) / n,
+                  t.noise == 0 ? INFINITY : 10 * std::log10(t.signal / t.noise), t.round_trip ? "" : "  ROUND TRIP FAILED");
+    }
+  }
+  std::printf("\ntotals, side by side (bits per weight):\n");
+  std::printf("  %-26s %10s %9s %9s %8s %8s %8s %9s %9s %8s %6s\n", "scheme", "elements", "entropy", "coded", "side",
+              "raw", "flush", "ratio*", ".ecq file", "SQNR dB", "exact");
+  for (const scheme_report& r : reports) {
+    std::printf("  %-26s %10llu %9.4f %9.4f %8.4f %8.4f %8.4f %9.5f %9.4f %8.3f %6s\n", r.spec.name().c_str(),
+                static_cast<unsigned long long>(r.elements), r.entropy_per_weight(), r.coded_per_weight(),
+                r.side_per_weight(), r.raw_per_weight(), r.per_weight(8.0 * double(r.flush_index_bytes)),
+                r.coded_per_weight() / r.ideal_per_weight(),
+                r.per_weight(8.0 * double(r.container_bytes + r.wrapper_bytes)), r.sqnr_db(),
+                r.round_trip ? "yes" : "NO");
+    if (r.packed())
+      std::printf("  %-26s packing cost vs one code per symbol: %+.4f bits/weight (%.4f with one code per symbol)\n",
+                  "", r.per_weight(8.0 * (double(r.container_bytes) - double(r.p1_container_bytes))),
+                  r.per_weight(8.0 * double(r.p1_container_bytes)));
+  }
+  std::printf("  entropy: of the codes for affine/codebook (whatever the packing), of the coded symbols otherwise;\n"
+              "  side: scales, biases, steps, tables; raw: uncoded bits (bf16/f16 sign+mantissa, split symbols);\n"
+              "  * ratio = coded / ideal, ideal = entropy + side (+ raw when the entropy does not cover it);\n"
+              "  .ecq file adds tensor names, shapes and the file directory; exact: the container decodes to the\n"
+              "  quantiser's output bit for bit.\n");
+}
+
+ecq::layout_goal parse_layout(const std::string& s) {
+  if (s == "storage") return ecq::layout_goal::storage;
+  if (s == "kernel") return ecq::layout_goal::kernel;
+  usage_error("unknown layout \"" + s + "\" (storage or kernel)");
+}
+
+int cmd_inspect(const std::vector<std::string>& args) {
+  std::string path;
+  std::vector<std::string> schemes;
+  bool json = false, quiet = false;
+  std::string layout = "storage";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--scheme" && i + 1 < args.size()) schemes.push_back(args[++i]);
+    else if (args[i] == "--layout" && i + 1 < args.size()) layout = args[++i];
+    else if (args[i] == "--json") json = true;
+    else if (args[i] == "--quiet") quiet = true;
+    else if (path.empty() && args[i].rfind("--", 0) != 0) path = args[i];
+    else usage_error("inspect: unexpected argument \"" + args[i] + "\"");
+  }
+  if (path.empty()) usage_error("inspect: missing FILE.safetensors");
+  const ecq::layout_goal goal = parse_layout(layout);
+  loaded_file f;
+  load_safetensors(path, &f);
+  std::uint64_t total = 0;
+  for (const auto& t : f.st.tensors()) total += t.elements();
+  const bool progress = !quiet && total > progress_threshold;
+
+  std::vector<scheme_report> reports;
+  auto run = [&](const std::string& name) {
+    ecq::scheme_spec spec;
+    std::string error;
+    if (ecq::parse_scheme(name, &spec, &error) != status::ok) usage_error(error);
+    reports.push_back(inspect_scheme(f, spec, goal, progress));
+  };
+  if (schemes.empty()) {
+    run("bf16");
+    run("affine4-g64");
+    // A uniform scheme at the SQNR affine4-g64 reached, rounded up to 0.01 dB.
+    const double target = std::ceil(reports.back().sqnr_db() * 100.0) / 100.0;
+    char name[64];
+    std::snprintf(name, sizeof name, "uniform-sqnr%.2f", std::isfinite(target) ? target : 40.0);
+    run(name);
+  } else {
+    for (const auto& s : schemes) run(s);
+  }
+  if (json) print_json(path, layout.c_str(), reports);
+  else print_text(path, layout.c_str(), reports);
+  for (const auto& r : reports)
+    if (!r.round_trip) return 1;
+  return 0;
+}
+
+// --------------------------------------------------------------------------
+// pack / unpack / verify
+
+int cmd_pack(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  std::string scheme, layout = "storage";
+  bool quiet = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--scheme" && i + 1 < args.size()) scheme = args[++i];
+    else if (args[i] == "--layout" && i + 1 < args.size()) layout = args[++i];
+    else if (args[i] == "--quiet") quiet = true;
+    else if (args[i].rfind("--", 0) != 0) paths.push_back(args[i]);
+    else usage_error("pack: unexpected argument \"" + args[i] + "\"");
+  }
+  if (paths.size() != 2) usage_error("pack: expected IN.safetensors OUT.ecq");
+  if (scheme.empty()) usage_error("pack: --scheme is required");
+  ecq::scheme_spec spec;
+  std::string error;
+  if (ecq::parse_scheme(scheme, &spec, &error) != status::ok) usage_error(error);
+  const ecq::layout_goal goal = parse_layout(layout);
+  loaded_file f;
+  load_safetensors(paths[0], &f);
+  for (const auto& t : f.st.tensors()) {
+    if (!convertible(t.dtype))
+      fail("tensor \"" + t.name + "\" has dtype " + ecq::dtype_name(t.dtype) +
+           "; ecq packs F32, F16, BF16, F64, I8 and I16 tensors");
+    if (t.elements() == 0) fail("tensor \"" + t.name + "\" has no elements; the container needs at least one");
+  }
+  std::uint64_t total = 0, bytes = 0;
+  for (const auto& t : f.st.tensors()) total += t.elements();
+  const bool progress = !quiet && total > progress_threshold;
+  ecq::ecq_file_writer out;
+  std::size_t index = 0;
+  for (const auto& t : f.st.tensors()) {
+    ++index;
+    if (progress)
+      std::fprintf(stderr, "[%zu/%zu] %s (%llu weights)\n", index, f.st.tensors().size(), t.name.c_str(),
+                   static_cast<unsigned long long>(t.elements()));
+    std::vector<float> w;
+    ecq::to_float(t, f.st.data(t), &w);
+    ecq::quantized_tensor q;
+    status s = quantize_tensor(spec, f.st, t, w, &q);
+    if (s != status::ok) fail("tensor \"" + t.name + "\": cannot quantise with " + spec.name() + " (" +
+                              ecq::status_string(s) + ")");
+    ecq::encoded_tensor e;
+    encoded_size(q, goal, &e);
+    bytes += e.size();
+    if ((s = out.add(t.name, t.dtype, t.shape, e)) != status::ok)
+      fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+  }
+  for (const auto& kv : f.st.metadata()) out.add_metadata(kv.first, kv.second);
+  const std::vector<std::uint8_t> file = out.serialize();
+  if (ecq::write_file_bytes(paths[1], file, &error) != status::ok) fail(error);
+  if (!quiet)
+    std::fprintf(stderr, "%s: %zu tensors, %llu weights, %s, %.4f bits/weight in containers, %.4f with the wrapper\n",
+                 paths[1].c_str(), f.st.tensors().size(), static_cast<unsigned long long>(total), spec.name().c_str(),
+                 total ? 8.0 * double(bytes) / double(total) : 0.0,
+                 total ? 8.0 * double(file.size()) / double(total) : 0.0);
+  return 0;
+}
+
+void open_ecq(const std::string& path, std::vector<std::uint8_t>* bytes, ecq::ecq_file_reader* r) {
+  std::string error;
+  if (ecq::read_file_bytes(path, bytes, &error) != status::ok) fail(error);
+  const status s = r->parse(bytes->data(), bytes->size(), &error);
+  if (s != status::ok) fail(path + ": not a valid .ecq file (" + ecq::status_string(s) + "): " + error);
+}
+
+int cmd_unpack(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  std::string dtype = "auto";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--dtype" && i + 1 < args.size()) dtype = args[++i];
+    else if (args[i].rfind("--", 0) != 0) paths.push_back(args[i]);
+    else usage_error("unpack: unexpected argument \"" + args[i] + "\"");
+  }
+  if (paths.size() != 2) usage_error("unpack: expected IN.ecq OUT.safetensors");
+  if (dtype != "auto" && dtype != "F32" && dtype != "BF16" && dtype != "F16")
+    usage_error("unpack: --dtype must be auto, F32, BF16 or F16");
+  std::vector<std::uint8_t> bytes;
+  ecq::ecq_file_reader r;
+  open_ecq(paths[0], &bytes, &r);
+  ecq::safetensors_writer w;
+  for (std::size_t i = 0; i < r.tensors().size(); ++i) {
+    const ecq::ecq_file_tensor& t = r.tensors()[i];
+    ecq::encoded_tensor e;
+    status s = r.open_tensor(i, &e);
+    std::vector<float> v;
+    if (s == status::ok) s = ecq::decode_and_dequantize(e, &v);
+    if (s != status::ok) fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+    // auto: the lossless 16-bit schemes give their own format back; others float32.
+    ecq::tensor_dtype out = ecq::tensor_dtype::f32;
+    if (dtype == "BF16" || (dtype == "auto" && e.geometry().scheme_id == std::uint32_t(ecq::scheme_kind::bf16)))
+      out = ecq::tensor_dtype::bf16;
+    if (dtype == "F16" || (dtype == "auto" && e.geometry().scheme_id == std::uint32_t(ecq::scheme_kind::f16)))
+      out = ecq::tensor_dtype::f16;
+    std::vector<std::uint8_t> data;
+    if (out == ecq::tensor_dtype::f32) {
+      data.resize(v.size() * 4);
+      if (!v.empty()) std::memcpy(data.data(), v.data(), data.size());
+    } else {
+      data.resize(v.size() * 2);
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        const std::uint16_t h = out == ecq::tensor_dtype::bf16 ? ecq::float_to_bf16(v[k]) : ecq::float_to_f16(v[k]);
+        data[2 * k] = std::uint8_t(h);
+        data[2 * k + 1] = std::uint8_t(h >> 8);
+      }
+    }
+    if ((s = w.add(t.name, out, t.shape, std::move(data))) != status::ok)
+      fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+  }
+  for (const auto& kv : r.metadata()) w.add_metadata(kv.first, kv.second);
+  std::string error;
+  if (ecq::write_file_bytes(paths[1], w.serialize(), &error) != status::ok) fail(error);
+  return 0;
+}
+
+int cmd_verify(const std::vector<std::string>& args) {
+  if (args.size() != 1) usage_error("verify: expected FILE.ecq");
+  std::vector<std::uint8_t> bytes;
+  ecq::ecq_file_reader r;
+  open_ecq(args[0], &bytes, &r);
+  std::size_t bad = 0;
+  std::uint64_t weights = 0;
+  for (std::size_t i = 0; i < r.tensors().size(); ++i) {
+    const ecq::ecq_file_tensor& t = r.tensors()[i];
+    ecq::encoded_tensor e;
+    status s = r.open_tensor(i, &e);
+    std::vector<float> v;
+    if (s == status::ok) s = ecq::decode_and_dequantize(e, &v);
+    if (s != status::ok) {
+      ++bad;
+      std::printf("%s: %s\n", t.name.c_str(), ecq::status_string(s));
+    }
+    weights += v.size();
+  }
+  std::printf("%s: %zu tensors, %llu weights: %s\n", args[0].c_str(), r.tensors().size(),
+              static_cast<unsigned long long>(weights), bad == 0 ? "OK" : "INVALID");
+  return bad == 0 ? 0 : 1;
+}
+
+// --------------------------------------------------------------------------
+// Self-test: run with no arguments (this example is also a ctest test).
+
+int self_test() {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ecq_tool_self_test_" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  std::mt19937 rng(1);
+  std::student_t_distribution<float> t(4.0f);
+  ecq::safetensors_writer w;
+  std::vector<float> a(96 * 80), b(50);
+  for (auto& x : a) x = 0.02f * t(rng);
+  for (auto& x : b) x = 0.1f * t(rng);
+  std::vector<std::uint8_t> ab(a.size() * 4), bb(b.size() * 4);
+  std::memcpy(ab.data(), a.data(), ab.size());
+  std::memcpy(bb.data(), b.data(), bb.size());
+  w.add("layer.weight", ecq::tensor_dtype::f32, {96, 80}, ab);
+  w.add("layer.bias", ecq::tensor_dtype::f32, {50}, bb);
+  const std::string in = (dir / "in.safetensors").string();
+  if (ecq::write_file_bytes(in, w.serialize()) != status::ok) fail("self-test: cannot write " + in);
+  int failures = 0;
+  for (const char* scheme : {"bf16", "affine4-g64", "affine4-g32-p2r1", "codebook-nf4-g64", "uniform-sqnr25"}) {
+    const std::string packed = (dir / "x.ecq").string(), out = (dir / "out.safetensors").string();
+    cmd_pack({in, packed, "--scheme", scheme, "--quiet"});
+    if (cmd_verify({packed}) != 0) ++failures;
+    cmd_unpack({packed, out});
+    loaded_file f;
+    load_safetensors(out, &f);
+    ecq::scheme_spec spec;
+    ecq::parse_scheme(scheme, &spec);
+    for (std::size_t k = 0; k < 2; ++k) {
+      const auto& src = k == 0 ? a : b;
+      const auto& tt = f.st.tensors()[k];
+      std::vector<float> v;
+      ecq::to_float(tt, f.st.data(tt), &v);
+      ecq::quantized_tensor q;
+      ecq::quantize(spec, src.data(), k == 0 ? 96 : 1, k == 0 ? 80 : 50, &q);
+      std::vector<float> expect;
+      ecq::dequantize(q, &expect);
+      if (v != expect) {
+        ++failures;
+        std::printf("self-test: %s, %s: unpacked values differ from the quantiser's\n", scheme, tt.name.c_str());
+      }
+    }
+  }
+  fs::remove_all(dir);
+  std::printf("self-test: %s\n", failures == 0 ? "passed" : "FAILED");
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stdout);
+    return self_test();
+  }
+  const std::string cmd = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (cmd == "inspect") return cmd_inspect(args);
+  if (cmd == "pack") return cmd_pack(args);
+  if (cmd == "unpack") return cmd_unpack(args);
+  if (cmd == "verify") return cmd_verify(args);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    print_usage(stdout);
+    return 0;
+  }
+  usage_error("unknown command \"" + cmd + "\"");
+}
