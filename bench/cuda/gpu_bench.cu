@@ -260,11 +260,12 @@ struct config {
   static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways;
   static std::string name() {
     char b[64];
-    std::snprintf(b, sizeof b, "R%d w%d %dw/b", R, Ways, Warps);
+    std::snprintf(b, sizeof b, "R%d w%d %dw/b%s", R, Ways, Warps, Words::rounds_per_block == 8 ? "" : " r16");
     return b;
   }
 };
-using ring8 = ecq::staged_words<1024, 8, 1>;  // 8 rounds per block, 2 KB + mirror per stream
+using ring8 = ecq::staged_words<1024, 8, 1>;    // 8 rounds per block, 2 KB + mirror per stream
+using ring16 = ecq::staged_words<2048, 16, 1>;  // 16 rounds per block (half the per-block work), 4 KB + mirror
 constexpr int kWarps = 8;
 
 /// Parts so that Batch * columns * 2 bytes of activations fit `budget` bytes.
@@ -549,6 +550,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cr = config<11, 2, ring8, 1, 16, 2>;  // cb with two table replicas
       using cd = config<11, 1, ring8, 2, 8, 3>;   // two streams per warp, <= 85 registers
       using ce = config<11, 1, ring8, 1, 12, 3>;  // one stream per warp, 36 warps per SM at <= 56 registers
+      using cf = config<11, 1, ring16, 1, 12, 2>;  // 16-round blocks, 24 warps per SM (shared memory)
       using bd = ecq::bf16_pair_dequant;
       for (int b : batches) {
         if (b == 1) {
@@ -558,6 +560,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cr, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<cd, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
           run_fused<ce, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+          run_fused<cf, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
         }
         if (b == 2) run_fused<cb, bd, 2>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 2), tb);
         if (b == 4) run_fused<cb, bd, 4>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 4), tb);
@@ -621,6 +624,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cc = config<12, 1, ring8, 2, 8, 2>;
       using cr = config<12, 2, ring8, 1, 16, 2>;
       using cd = config<12, 1, ring8, 2, 8, 3>;
+      using cf = config<12, 1, ring16, 1, 12, 2>;  // 16-round blocks, 24 warps per SM (shared memory)
       using ad = ecq::affine4_quad_dequant<128>;
       for (int b : batches) {
         if (b == 1) {
@@ -629,6 +633,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cc, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cr, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cd, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cf, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
         }
         if (b == 2) run_fused<cb, ad, 2>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 2), tb);
         if (b == 4) run_fused<cb, ad, 4>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 4), tb);
