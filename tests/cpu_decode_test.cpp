@@ -28,7 +28,7 @@ namespace {
 using ecq::cpu_path;
 using ecq::status;
 
-constexpr cpu_path all_paths[] = {cpu_path::scalar, cpu_path::avx2, cpu_path::avx512};
+constexpr cpu_path all_paths[] = {cpu_path::scalar, cpu_path::avx2, cpu_path::avx512, cpu_path::neon};
 
 /// Symbols of one of several shapes over [0, alphabet).
 std::vector<std::uint16_t> make_symbols(std::mt19937_64& rng, std::size_t n, std::uint32_t alphabet, int shape) {
@@ -285,6 +285,7 @@ TEST(CpuDecoder, AutomaticPicksTheFastestKernel) {
   switch (ecq::default_cpu_path()) {
     case cpu_path::avx512: EXPECT_EQ(d.kernel(), ecq::cpu_kernel::avx512_permute); break;
     case cpu_path::avx2: EXPECT_EQ(d.kernel(), ecq::cpu_kernel::avx2_gather); break;
+    case cpu_path::neon: EXPECT_EQ(d.kernel(), ecq::cpu_kernel::neon); break;
     default: EXPECT_EQ(d.kernel(), ecq::cpu_kernel::scalar); break;
   }
   EXPECT_EQ(d.path(), ecq::cpu_kernel_path(d.kernel()));

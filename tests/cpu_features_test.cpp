@@ -18,7 +18,7 @@ namespace {
 using ecq::cpu_path;
 
 TEST(CpuFeatures, NamesRoundTrip) {
-  for (cpu_path p : {cpu_path::automatic, cpu_path::scalar, cpu_path::avx2, cpu_path::avx512})
+  for (cpu_path p : {cpu_path::automatic, cpu_path::scalar, cpu_path::avx2, cpu_path::avx512, cpu_path::neon})
     EXPECT_EQ(ecq::parse_cpu_path(ecq::cpu_path_name(p)), p);
   EXPECT_EQ(ecq::parse_cpu_path(nullptr), cpu_path::automatic);
   EXPECT_EQ(ecq::parse_cpu_path("AVX512"), cpu_path::automatic);  // names are case-sensitive
@@ -26,13 +26,16 @@ TEST(CpuFeatures, NamesRoundTrip) {
   EXPECT_EQ(ecq::parse_cpu_path(""), cpu_path::automatic);
 }
 
-TEST(CpuFeatures, SupportIsMonotone) {
+TEST(CpuFeatures, SupportFollowsTheHighestPath) {
   const cpu_path highest = ecq::highest_supported_cpu_path();
   EXPECT_NE(highest, cpu_path::automatic);
   EXPECT_TRUE(ecq::cpu_path_supported(cpu_path::scalar));
   EXPECT_TRUE(ecq::cpu_path_supported(cpu_path::automatic));
-  for (cpu_path p : {cpu_path::scalar, cpu_path::avx2, cpu_path::avx512})
-    EXPECT_EQ(ecq::cpu_path_supported(p), int(p) <= int(highest)) << ecq::cpu_path_name(p);
+  EXPECT_TRUE(ecq::cpu_path_supported(highest));
+  const bool x86 = highest == cpu_path::avx2 || highest == cpu_path::avx512;
+  for (cpu_path p : {cpu_path::avx2, cpu_path::avx512})  // x86 paths are ordered
+    EXPECT_EQ(ecq::cpu_path_supported(p), x86 && int(p) <= int(highest)) << ecq::cpu_path_name(p);
+  EXPECT_EQ(ecq::cpu_path_supported(cpu_path::neon), highest == cpu_path::neon);
 }
 
 #if ECQ_HAS_X86_KERNELS()
@@ -45,6 +48,8 @@ TEST(CpuFeatures, AgreesWithCompilerBuiltins) {
   EXPECT_EQ(ecq::cpu_path_supported(cpu_path::avx2), avx2);
   EXPECT_EQ(ecq::cpu_path_supported(cpu_path::avx512), avx512 && avx2);
 }
+#elif ECQ_HAS_NEON_KERNELS()
+TEST(CpuFeatures, AArch64HasNeon) { EXPECT_EQ(ecq::highest_supported_cpu_path(), cpu_path::neon); }
 #else
 TEST(CpuFeatures, PortableBuildHasOnlyScalar) {
   EXPECT_EQ(ecq::highest_supported_cpu_path(), cpu_path::scalar);
@@ -65,12 +70,13 @@ cpu_path default_path_with_env(const char* value) {
   return WIFEXITED(wstatus) ? cpu_path(WEXITSTATUS(wstatus)) : cpu_path::automatic;
 }
 
-TEST(CpuFeatures, EnvironmentLowersButNeverRaisesThePath) {
+TEST(CpuFeatures, EnvironmentPicksOnlySupportedPaths) {
   const cpu_path highest = ecq::highest_supported_cpu_path();
   EXPECT_EQ(default_path_with_env(nullptr), highest);
   EXPECT_EQ(default_path_with_env("scalar"), cpu_path::scalar);
-  EXPECT_EQ(default_path_with_env("avx2"), int(highest) < int(cpu_path::avx2) ? highest : cpu_path::avx2);
-  EXPECT_EQ(default_path_with_env("avx512"), highest);
+  for (cpu_path p : {cpu_path::avx2, cpu_path::avx512, cpu_path::neon})
+    EXPECT_EQ(default_path_with_env(ecq::cpu_path_name(p)), ecq::cpu_path_supported(p) ? p : highest)
+        << ecq::cpu_path_name(p);
   EXPECT_EQ(default_path_with_env("automatic"), highest);
   EXPECT_EQ(default_path_with_env("bogus"), highest);
 }

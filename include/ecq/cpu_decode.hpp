@@ -19,6 +19,9 @@
 //                   symbols: no gather, the table lives in registers. This
 //                   is the fast configuration for 4-bit weights: their codes
 //                   lose under 0.05 % of coded size at ScaleBits = 7.
+//   neon            AArch64: rans32x16, Lanes a multiple of 4 (up to 64),
+//                   32-bit entries; decode() only (decode_codes and
+//                   dot_affine run the scalar kernel there).
 // build() chooses the fastest kernel the CPU, the requested path and the
 // parameters allow; an explicitly requested path that has no kernel for the
 // parameters is an error, so a benchmark never measures a silent fallback.
@@ -32,8 +35,8 @@
 //
 // The SIMD kernels need the stream to be words of the rans32x16 format; the
 // dispatch is by template parameters, so other formats compile to the
-// scalar kernel only. Under nvcc and on non-x86 targets only the scalar
-// kernel exists.
+// scalar kernel only. Under nvcc, and on targets other than x86-64 and
+// AArch64, only the scalar kernel exists.
 #ifndef ECQ_CPU_DECODE_HPP
 #define ECQ_CPU_DECODE_HPP
 
@@ -45,6 +48,7 @@
 #include "cpu_features.hpp"
 #include "detail/cpu_decode_avx2.hpp"
 #include "detail/cpu_decode_avx512.hpp"
+#include "detail/cpu_decode_neon.hpp"
 #include "detail/cpu_decode_scalar.hpp"
 #include "interleaved_rans.hpp"
 #include "rans_state.hpp"
@@ -60,15 +64,17 @@ enum class cpu_kernel : int {
   avx2_gather = 1,
   avx512_gather = 2,
   avx512_permute = 3,
+  neon = 4,
 };
 
-/// @return "scalar", "avx2_gather", "avx512_gather" or "avx512_permute".
+/// @return "scalar", "avx2_gather", "avx512_gather", "avx512_permute" or "neon".
 inline const char* cpu_kernel_name(cpu_kernel k) {
   switch (k) {
     case cpu_kernel::scalar: return "scalar";
     case cpu_kernel::avx2_gather: return "avx2_gather";
     case cpu_kernel::avx512_gather: return "avx512_gather";
     case cpu_kernel::avx512_permute: return "avx512_permute";
+    case cpu_kernel::neon: return "neon";
   }
   return "unknown";
 }
@@ -80,6 +86,7 @@ inline cpu_path cpu_kernel_path(cpu_kernel k) {
     case cpu_kernel::avx2_gather: return cpu_path::avx2;
     case cpu_kernel::avx512_gather:
     case cpu_kernel::avx512_permute: return cpu_path::avx512;
+    case cpu_kernel::neon: return cpu_path::neon;
   }
   return cpu_path::scalar;
 }
@@ -108,6 +115,9 @@ class cpu_decoder {
   /// Whether an AVX-512 / AVX2 kernel exists for these template parameters.
   static constexpr bool has_avx512_kernel = simd_shape && (Lanes == 16 || Lanes == 32 || Lanes == 64 || Lanes == 128);
   static constexpr bool has_avx2_kernel = simd_shape && Lanes % 8 == 0 && Lanes <= 64;
+  /// Whether the NEON kernel exists for these template parameters (AArch64 only).
+  static constexpr bool has_neon_kernel =
+      ECQ_HAS_NEON_KERNELS() && rans32x16 && packed32 && SymbolBits <= 8 && Lanes % 4 == 0 && Lanes <= 64;
   static constexpr bool permute_shape = Params::scale_bits <= 8;
 
   /// Chooses the kernel for `table` (which must outlive the decoder: the
@@ -126,9 +136,11 @@ class cpu_decoder {
         if (table_view::layout::symbol(table[slot]) >= 16) small_alphabet = false;
     }
     cpu_kernel chosen = cpu_kernel::scalar;
-    if (int(limit) >= int(cpu_path::avx512) && has_avx512_kernel)
+    if (limit == cpu_path::neon && has_neon_kernel)
+      chosen = cpu_kernel::neon;
+    else if (limit == cpu_path::avx512 && has_avx512_kernel)
       chosen = small_alphabet ? cpu_kernel::avx512_permute : cpu_kernel::avx512_gather;
-    else if (int(limit) >= int(cpu_path::avx2) && has_avx2_kernel)
+    else if ((limit == cpu_path::avx512 || limit == cpu_path::avx2) && has_avx2_kernel)
       chosen = cpu_kernel::avx2_gather;
     if (!automatic && cpu_kernel_path(chosen) != path) return status::unsupported_parameters;
 
@@ -156,6 +168,12 @@ class cpu_decoder {
   ///         build() succeeded.
   status decode(const word_type* words, std::size_t num_words, std::size_t n, symbol_type* out) const {
     if (table_.entries == nullptr) return status::invalid_argument;
+#if ECQ_HAS_NEON_KERNELS()
+    if constexpr (has_neon_kernel) {
+      if (kernel_ == cpu_kernel::neon)
+        return detail::neon::decode_stream<scale_bits, Lanes / 4>(words, num_words, n, table_.entries, out);
+    }
+#endif
 #if ECQ_HAS_X86_KERNELS()
     if constexpr (simd_shape) {
       if (kernel_ != cpu_kernel::scalar) {
