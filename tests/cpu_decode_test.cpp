@@ -156,6 +156,28 @@ TYPED_TEST(CpuDecode, EveryKernelMatchesTheCheckedDecoder) {
   }
 }
 
+TYPED_TEST(CpuDecode, EveryTailLength) {
+  // n = 2N + r for every r in [0, N): every partial last round, each with its own stream end.
+  using P = typename TypeParam::params;
+  constexpr int N = TypeParam::lanes;
+  constexpr int B = TypeParam::symbol_bits;
+  using decoder = ecq::cpu_decoder<P, N, B>;
+  std::mt19937_64 rng(N + 17);
+  for (std::size_t r = 0; r < std::size_t(N); ++r) {
+    const std::size_t n = 2 * N + r;
+    const auto symbols = make_symbols(rng, n, TypeParam::alphabet, 0);
+    stream<P, N, B> st;
+    st.build(symbols, TypeParam::alphabet);
+    if (::testing::Test::HasFatalFailure()) return;
+    for (const auto& d : all_decoders<decoder>(st.dec.view())) {
+      std::vector<typename decoder::symbol_type> out(n);
+      EXPECT_EQ(d.decode(st.words.data(), st.words.size(), n, out.data()), status::ok)
+          << ecq::cpu_kernel_name(d.kernel()) << " n=" << n;
+      EXPECT_TRUE(std::equal(symbols.begin(), symbols.end(), out.begin())) << ecq::cpu_kernel_name(d.kernel());
+    }
+  }
+}
+
 TYPED_TEST(CpuDecode, DamagedStreamsGiveTheCheckedDecodersStatus) {
   using P = typename TypeParam::params;
   constexpr int N = TypeParam::lanes;
