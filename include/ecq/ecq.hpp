@@ -8,17 +8,30 @@
 //   ecq/rans_state.hpp        one rANS state: parameters and operations
 //   ecq/interleaved_rans.hpp  N-way interleaved encoder and decoders
 //   ecq/symbol_packing.hpp    several small codes per symbol, raw low bits
+// Container (one encoded tensor, docs/format.md):
+//   ecq/checksum.hpp            XXH64
+//   ecq/frequency_table_io.hpp  compact, validated frequency-table serialisation
+//   ecq/tensor_view.hpp         trivially copyable tensor/block views, block decoders
+//   ecq/container.hpp           encoded_tensor: encode, checked open, decode
 // Support: ecq/config.hpp (macros), ecq/status.hpp (error codes).
+// Not included here, include them by name: ecq/schemes/*.hpp (dequantisation
+// schemes), ecq/fused_dot.hpp, ecq/io/*.hpp (safetensors, .ecq files),
+// ecq/cpu_decode.hpp and ecq/cpu_encode.hpp (SIMD paths with run-time
+// dispatch), and the CUDA collectives ecq/*.cuh.
 #ifndef ECQ_ECQ_HPP
 #define ECQ_ECQ_HPP
 
+#include "checksum.hpp"
 #include "config.hpp"
+#include "container.hpp"
 #include "frequency_table.hpp"
+#include "frequency_table_io.hpp"
 #include "histogram.hpp"
 #include "interleaved_rans.hpp"
 #include "rans_state.hpp"
 #include "status.hpp"
 #include "symbol_packing.hpp"
 #include "symbol_table.hpp"
+#include "tensor_view.hpp"
 
 #endif  // ECQ_ECQ_HPP
