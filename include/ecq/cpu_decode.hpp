@@ -110,6 +110,8 @@ class cpu_decoder {
       std::is_same<typename Params::state_type, std::uint32_t>::value && std::is_same<word_type, std::uint16_t>::value;
   static constexpr bool packed32 = std::is_same<typename table_view::entry_type, std::uint32_t>::value;
   static constexpr bool simd_shape = ECQ_HAS_X86_KERNELS() && rans32x16 && packed32 && SymbolBits <= 8;
+  // The permute kernel keeps the slot -> symbol map (at most 256 slots) in registers.
+  static constexpr bool permute_shape = Params::scale_bits <= 8;
 
  public:
   /// Whether an AVX-512 / AVX2 kernel exists for these template parameters.
@@ -118,7 +120,6 @@ class cpu_decoder {
   /// Whether the NEON kernel exists for these template parameters (AArch64 only).
   static constexpr bool has_neon_kernel =
       ECQ_HAS_NEON_KERNELS() && rans32x16 && packed32 && SymbolBits <= 8 && Lanes % 4 == 0 && Lanes <= 64;
-  static constexpr bool permute_shape = Params::scale_bits <= 8;
 
   /// Chooses the kernel for `table` (which must outlive the decoder: the
   /// gather kernels read it in place) and prepares its tables.
@@ -155,7 +156,8 @@ class cpu_decoder {
         freq_[s] = table_view::layout::freq(e);
         start_[s] = slot - table_view::layout::offset(e);
       }
-      for (std::uint32_t i = 0; i < 256; ++i) slot_symbol_[i] = std::uint8_t(table_view::layout::symbol(table[i & (m - 1)]));
+      for (std::uint32_t i = 0; i < 256; ++i)  // repeated with period M, see permute16_lookup
+        slot_symbol_[i] = std::uint8_t(table_view::layout::symbol(table[i & (m - 1)]));
     }
     return status::ok;
   }
