@@ -64,9 +64,13 @@ ECQ_HOST_DEVICE ECQ_FORCEINLINE Accumulator symbol_dot(const Dequantizer& dq, co
     return Accumulator(w[0]) * Accumulator(x[first]);
   } else {
     Accumulator acc = Accumulator(w[0]) * Accumulator(x[first]);
-    ECQ_PRAGMA_UNROLL
-    for (int j = 1; j < wps; ++j)
-      if (first + std::uint64_t(j) < cols) acc += Accumulator(w[j]) * Accumulator(x[first + std::uint64_t(j)]);
+    if (first + std::uint64_t(wps) <= cols) {  // every symbol but a row's padded last one
+      ECQ_PRAGMA_UNROLL
+      for (int j = 1; j < wps; ++j) acc += Accumulator(w[j]) * Accumulator(x[first + std::uint64_t(j)]);
+    } else {
+      for (int j = 1; j < wps; ++j)
+        if (first + std::uint64_t(j) < cols) acc += Accumulator(w[j]) * Accumulator(x[first + std::uint64_t(j)]);
+    }
     return acc;
   }
 }

@@ -108,13 +108,25 @@ struct affine_dequantizer {
                                                   float* w) const {
     const std::uint32_t raw = Packing::raw_field(raw_plane, std::size_t(row * symbols_per_row + column));
     const std::uint64_t row_base = row * groups_per_row;
-    ECQ_PRAGMA_UNROLL
-    for (int j = 0; j < weights_per_symbol; ++j) {
-      std::uint64_t g = (column * weights_per_symbol + std::uint64_t(j)) >> group_shift;
-      if (weights_per_symbol > 1 && g >= groups_per_row) g = groups_per_row - 1;  // padding past the row's end
-      const float scale = float16_to_float(scales[row_base + g], format);
-      const float bias = float16_to_float(biases[row_base + g], format);
-      w[j] = scale * float(Packing::code(symbol, raw, j)) + bias;
+    const std::uint64_t first = column * weights_per_symbol;
+    const std::uint64_t g0 = first >> group_shift;
+    // All weights of a symbol in one group (always, when the group size is a
+    // multiple of weights_per_symbol): one scale and bias for the symbol.
+    bool one_group = true;
+    if constexpr (weights_per_symbol > 1) one_group = ((first + weights_per_symbol - 1) >> group_shift) == g0;
+    if (one_group) {
+      const float scale = float16_to_float(scales[row_base + g0], format);
+      const float bias = float16_to_float(biases[row_base + g0], format);
+      ECQ_PRAGMA_UNROLL
+      for (int j = 0; j < weights_per_symbol; ++j) w[j] = scale * float(Packing::code(symbol, raw, j)) + bias;
+    } else {
+      for (int j = 0; j < weights_per_symbol; ++j) {
+        std::uint64_t g = (first + std::uint64_t(j)) >> group_shift;
+        if (g >= groups_per_row) g = groups_per_row - 1;  // padding past the row's end
+        const float scale = float16_to_float(scales[row_base + g], format);
+        const float bias = float16_to_float(biases[row_base + g], format);
+        w[j] = scale * float(Packing::code(symbol, raw, j)) + bias;
+      }
     }
   }
 };

@@ -77,11 +77,20 @@ struct codebook_dequantizer {
                                                   float* w) const {
     const std::uint32_t raw = Packing::raw_field(raw_plane, std::size_t(row * symbols_per_row + column));
     const std::uint64_t row_base = row * groups_per_row;
-    ECQ_PRAGMA_UNROLL
-    for (int j = 0; j < weights_per_symbol; ++j) {
-      std::uint64_t g = (column * weights_per_symbol + std::uint64_t(j)) >> group_shift;
-      if (weights_per_symbol > 1 && g >= groups_per_row) g = groups_per_row - 1;
-      w[j] = table[Packing::code(symbol, raw, j)] * float16_to_float(scales[row_base + g], format);
+    const std::uint64_t first = column * weights_per_symbol;
+    const std::uint64_t g0 = first >> group_shift;
+    bool one_group = true;  // see affine_dequantizer
+    if constexpr (weights_per_symbol > 1) one_group = ((first + weights_per_symbol - 1) >> group_shift) == g0;
+    if (one_group) {
+      const float scale = float16_to_float(scales[row_base + g0], format);
+      ECQ_PRAGMA_UNROLL
+      for (int j = 0; j < weights_per_symbol; ++j) w[j] = table[Packing::code(symbol, raw, j)] * scale;
+    } else {
+      for (int j = 0; j < weights_per_symbol; ++j) {
+        std::uint64_t g = (first + std::uint64_t(j)) >> group_shift;
+        if (g >= groups_per_row) g = groups_per_row - 1;  // padding past the row's end
+        w[j] = table[Packing::code(symbol, raw, j)] * float16_to_float(scales[row_base + g], format);
+      }
     }
   }
 };
