@@ -108,7 +108,7 @@ struct tensor_report {
   std::uint64_t elements = 0;
   bool skipped = false;
   std::string skip_reason;
-  double entropy_bits_per_symbol = 0;
+  double entropy_bits_per_symbol = 0;  // of the coded symbols
   std::uint64_t symbols = 0;
   std::uint32_t alphabet = 0;
   ecq::container_overhead overhead;
@@ -125,7 +125,7 @@ struct scheme_report {
   std::uint64_t elements = 0, symbols = 0, container_bytes = 0, side_bytes = 0, flush_index_bytes = 0,
                 header_bytes = 0, table_bytes = 0, word_bytes = 0, state_bytes = 0, p1_container_bytes = 0,
                 wrapper_bytes = 0, raw_bytes = 0;
-  double entropy_bits = 0, signal = 0, noise = 0;
+  double entropy_bits = 0, symbol_entropy_bits = 0, signal = 0, noise = 0;
   bool round_trip = true;
   std::size_t skipped = 0;
 
@@ -211,8 +211,10 @@ scheme_report inspect_scheme(const loaded_file& f, const ecq::scheme_spec& spec,
     tr.round_trip = ecq::decode_and_dequantize(e, &got) == status::ok && got.size() == expect.size() &&
                     std::memcmp(got.data(), expect.data(), got.size() * sizeof(float)) == 0;
     wrapper.add(t.name, t.dtype, t.shape, e);
-    // Entropy: of the codes for code schemes (the packing's reference), else of the symbols.
-    double entropy = entropy_bits_of(q);
+    // Entropy of the coded symbols; the reference for the ratio is that of
+    // the codes for code schemes (whatever the packing), else the same.
+    const double symbol_entropy = entropy_bits_of(q);
+    double entropy = symbol_entropy;
     if (rep.packed()) {
       ecq::scheme_spec p1 = spec;
       p1.codes.codes_per_symbol = 1;
@@ -223,7 +225,8 @@ scheme_report inspect_scheme(const loaded_file& f, const ecq::scheme_spec& spec,
       tr.p1_container_bytes = encoded_size(q1, goal, &e1);
       entropy = entropy_bits_of(q1);
     }
-    tr.entropy_bits_per_symbol = tr.symbols == 0 ? 0 : entropy / double(tr.symbols);
+    tr.entropy_bits_per_symbol = tr.symbols == 0 ? 0 : symbol_entropy / double(tr.symbols);
+    rep.symbol_entropy_bits += symbol_entropy;
     rep.elements += tr.elements;
     rep.symbols += tr.symbols;
     rep.entropy_bits += entropy;
@@ -292,7 +295,8 @@ void print_json(const std::string& path, const char* layout, const std::vector<s
                 r.spec.kind == ecq::scheme_kind::affine || r.spec.kind == ecq::scheme_kind::codebook ? "codes" : "symbols",
                 json_number(coded).c_str(), json_number(r.side_per_weight()).c_str(),
                 json_number(r.raw_per_weight()).c_str());
-    std::printf("        \"ideal_bits_per_weight\": %s, \"coded_over_ideal\": %s,\n",
+    std::printf("        \"symbol_entropy_bits_per_symbol\": %s, \"ideal_bits_per_weight\": %s, \"coded_over_ideal\": %s,\n",
+                json_number(r.symbols == 0 ? 0.0 : r.symbol_entropy_bits / double(r.symbols)).c_str(),
                 json_number(r.ideal_per_weight()).c_str(), json_number(coded / r.ideal_per_weight()).c_str());
     std::printf("        \"payload_bits_per_weight\": %s, \"state_bits_per_weight\": %s, "
                 "\"flush_index_bits_per_weight\": %s, \"header_bits_per_weight\": %s, \"table_bits_per_weight\": %s,\n",
