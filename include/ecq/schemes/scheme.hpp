@@ -20,9 +20,9 @@
 // and -bf16 for uniform's per-row / per-group steps.
 //
 // Coding layout (choose_coding_options). The container cuts a tensor into
-// blocks; each block pays its flushed states (4 bytes per lane, of which
-// about 3 carry no information), an index entry (16 bytes) and alignment (8
-// bytes on average); and the rows that pad the last row group up to a whole
+// blocks; each block pays its flushed states (4 bytes per lane, about half
+// of it returned by the words the final states save), an index entry (16
+// bytes) and alignment (8 bytes on average); and the rows that pad the last row group up to a whole
 // number of lanes are coded too, as the most frequent symbol (about 3 bits
 // per padding symbol for 4-bit codes). Two goals:
 //   layout_goal::storage  8 lanes, blocks of at least 2^17 weights (whole
