@@ -145,10 +145,7 @@ inline std::uint64_t affine_groups_per_row(std::uint64_t cols, std::uint32_t gro
 template <class Packing, class Lookup>
 status make_affine_dequantizer(const affine_params& p, const Lookup& lookup, const dequant_geometry& g,
                                affine_dequantizer<Packing>* out) {
-  if (Packing::code_bits != p.bits || Packing::codes_per_symbol != p.codes_per_symbol ||
-      Packing::raw_bits != p.raw_bits)
-    return status::invalid_argument;
-  status s = detail::check_code_geometry<Packing>(g);
+  const status s = detail::check_packing_and_geometry<Packing>(p, g);
   if (s != status::ok) return s;
   const std::uint64_t gpr = affine_groups_per_row(g.cols, p.group_size);
   const side_span sc = lookup(section_tag::scales), bi = lookup(section_tag::biases);

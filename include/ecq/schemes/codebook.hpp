@@ -102,10 +102,7 @@ struct codebook_dequantizer {
 template <class Packing, class Lookup>
 status make_codebook_dequantizer(const codebook_params& p, const Lookup& lookup, const dequant_geometry& g,
                                  codebook_dequantizer<Packing>* out) {
-  if (Packing::code_bits != p.bits || Packing::codes_per_symbol != p.codes_per_symbol ||
-      Packing::raw_bits != p.raw_bits)
-    return status::invalid_argument;
-  status s = detail::check_code_geometry<Packing>(g);
+  const status s = detail::check_packing_and_geometry<Packing>(p, g);
   if (s != status::ok) return s;
   const std::uint64_t gpr = affine_groups_per_row(g.cols, p.group_size);
   const side_span sc = lookup(section_tag::scales), tb = lookup(section_tag::codebook);

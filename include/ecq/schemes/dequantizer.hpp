@@ -109,6 +109,17 @@ status check_code_geometry(const dequant_geometry& g) {
   return status::ok;
 }
 
+/// check_code_geometry, after checking that Packing is the packing the scheme
+/// parameters name (any params type with bits, codes_per_symbol, raw_bits).
+/// @return status::invalid_argument on a packing mismatch, else as above.
+template <class Packing, class CodeParams>
+status check_packing_and_geometry(const CodeParams& p, const dequant_geometry& g) {
+  if (Packing::code_bits != p.bits || Packing::codes_per_symbol != p.codes_per_symbol ||
+      Packing::raw_bits != p.raw_bits)
+    return status::invalid_argument;
+  return check_code_geometry<Packing>(g);
+}
+
 }  // namespace detail
 
 /// Builds a code_dequantizer over checked side data.
