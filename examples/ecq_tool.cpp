@@ -74,14 +74,6 @@ void load_safetensors(const std::string& path, loaded_file* f) {
   if (s != status::ok) fail(path + ": not a valid safetensors file (" + ecq::status_string(s) + "): " + error);
 }
 
-bool convertible(ecq::tensor_dtype d) {
-  std::vector<float> none;
-  ecq::safetensors_tensor probe;
-  probe.dtype = d;
-  probe.shape = {0};
-  return ecq::to_float(probe, nullptr, &none) == status::ok;
-}
-
 // Quantises one tensor with spec; lossless 16-bit schemes code 16-bit input
 // of their own format from its bits, so nothing is rounded.
 status quantize_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_file& st, const ecq::safetensors_tensor& t,
@@ -464,7 +456,7 @@ int cmd_pack(const std::vector<std::string>& args) {
   loaded_file f;
   load_safetensors(paths[0], &f);
   for (const auto& t : f.st.tensors()) {
-    if (!convertible(t.dtype))
+    if (!ecq::converts_to_float(t.dtype))
       fail("tensor \"" + t.name + "\" has dtype " + ecq::dtype_name(t.dtype) +
            "; ecq packs F32, F16, BF16, F64, I8 and I16 tensors");
     if (t.elements() == 0) fail("tensor \"" + t.name + "\" has no elements; the container needs at least one");

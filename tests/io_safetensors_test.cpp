@@ -106,6 +106,8 @@ TEST(Safetensors, ConversionsOfEveryFloatAndSmallIntegerDtype) {
   ASSERT_EQ(ecq::to_float(*s.find("i16"), s.data(*s.find("i16")), &v), status::ok);
   EXPECT_THAT(v, ::testing::ElementsAre(-32768.0f, 12345.0f));
   EXPECT_EQ(ecq::to_float(*s.find("u8"), s.data(*s.find("u8")), &v), status::unsupported_parameters);
+  EXPECT_FALSE(ecq::converts_to_float(s.find("u8")->dtype));
+  for (const char* name : {"bf", "d", "i16"}) EXPECT_TRUE(ecq::converts_to_float(s.find(name)->dtype)) << name;
   EXPECT_TRUE(v.empty());
 }
 
