@@ -1,7 +1,8 @@
 // Tests for ecq/fused_gemv.cuh (GPU; skipped without one): the fused
 // decode -> dequantise -> tensor-core dot GEMV equals a float64 reference on
 // the exact weights, for the bf16 pair scheme and for 4-bit affine codes,
-// several batch sizes, several warps per row tile and K split into parts.
+// several batch sizes, several warps per row tile, K split into parts, and
+// 64-row tiles decoded with two states per lane (4- and 8-round blocks).
 #include <ecq/fused_gemv.cuh>
 
 #include <cmath>
@@ -21,7 +22,8 @@ double run_gemv(const ecq_bench::encoded_streams& es, const ecq_bench::tile_layo
   ecq_test::device_vector<std::uint16_t> words_d(es.words), x_d(x);
   ecq_test::device_vector<std::uint32_t> offset_d(es.offset), count_d(es.count), raw_d(raw), table_d(table);
   ecq_test::device_vector<std::uint32_t> side_d(side ? *side : std::vector<std::uint32_t>(1));
-  ecq_bench::bench_tiles t{};
+  ecq_bench::bench_tiles t =
+      ecq_bench::bench_tiles::geometry(L.tiles(), L.chunks(), L.chunk_cols, L.rounds(), L.tile_rows, parts);
   t.words = words_d.p;
   t.offset = offset_d.p;
   t.count = count_d.p;
@@ -29,21 +31,17 @@ double run_gemv(const ecq_bench::encoded_streams& es, const ecq_bench::tile_layo
   t.side = side ? side_d.p : nullptr;
   t.raw_words = raw_words;
   t.side_words = side_words;
-  t.rounds = L.rounds();
-  t.tiles = L.tiles();
-  t.chunks = L.chunks();
-  t.chunk_cols = L.chunk_cols;
-  t.chunks_per_part = L.chunks() / parts;
-  t.by_per_part = ecq_bench::fast_div::of(t.tiles * t.chunks_per_part);
-  t.by_chunks_per_part = ecq_bench::fast_div::of(t.chunks_per_part);
-  t.by_chunks = ecq_bench::fast_div::of(t.chunks);
   using G = ecq::block_fused_gemv<kWarps, Decoder, Dequant, Batch>;
   auto kern = ecq_bench::fused_gemv_kernel<kWarps, 1, Decoder, Dequant, Batch>;
   const std::size_t smem = G::shared_bytes(L.cols / parts);
   if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) return -1;
   ecq_test::device_vector<float> y(std::size_t(Batch) * L.rows);
   cudaMemset(y.p, 0, y.n * 4);
-  kern<<<grid, kWarps * 32, smem>>>(t, table_d.p, x_d.p, L.cols, parts, y.p, L.rows);
+  // Two thirds of each part's items split statically, the rest taken from a pool: both paths of the kernel.
+  const std::uint32_t per_part = t.items_per_part() / Decoder::ways;
+  ecq_test::device_vector<std::uint32_t> pool(parts);
+  cudaMemset(pool.p, 0, parts * 4);
+  kern<<<grid, kWarps * 32, smem>>>(t, table_d.p, x_d.p, L.cols, parts, y.p, L.rows, per_part * 2 / 3, pool.p, nullptr);
   if (cudaDeviceSynchronize() != cudaSuccess) return -1;
   const auto got = y.get();
   double num = 0, den = 0;
@@ -65,7 +63,7 @@ std::vector<double> reference(std::uint32_t M, std::uint32_t K, int batch, const
 }
 
 struct fixture_data {
-  std::uint32_t M = 96, K = 1024;
+  std::uint32_t M = 192, K = 1024;  // 6 tiles of 32 rows, 3 of 64
   std::vector<float> wf;
   std::vector<std::uint16_t> wb, x;
   fixture_data() {
@@ -106,6 +104,24 @@ TEST(FusedGemv, Bf16PairsMatchTheExactWeights) {
   EXPECT_LT((run_gemv<dec2, bd, 1>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 1, r1, 2)), 1e-5);
   EXPECT_LT((run_gemv<dec1, bd, 3>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 2, r3, 4)), 1e-5);
   EXPECT_LT((run_gemv<dec1, bd, 8>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 4, r8, 4)), 1e-5);
+
+  // The same weights in 64-row tiles, lane j decoding rows j and j + 32.
+  ecq_bench::bf16_pair_tensor bt64;
+  ecq_bench::encoded_streams es64;
+  ASSERT_TRUE(ecq_bench::make_bf16_pairs(d.wb, {d.M, d.K, 256, 2, 64}, &bt64));
+  ASSERT_TRUE(ecq_bench::encode_items(bt64.layout, bt64.symbols, 4096, &es64));
+  ASSERT_EQ(es64.freqs, es.freqs);  // the same histogram: the same table
+  using x2r4 = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 4, 1, 64>, 1, 2>;
+  using x2r8 = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, ecq::staged_words<2048, 8, 1, 64>, 1, 2>;
+  EXPECT_LT((run_gemv<x2r4, bd, 1>(es64, bt64.layout, bt64.raw, bt64.raw_words_per_item, nullptr, 0, table, d.x, 1, r1,
+                                   2)),
+            1e-5);
+  EXPECT_LT((run_gemv<x2r8, bd, 1>(es64, bt64.layout, bt64.raw, bt64.raw_words_per_item, nullptr, 0, table, d.x, 1, r1,
+                                   3)),
+            1e-5);
+  EXPECT_LT((run_gemv<x2r4, bd, 3>(es64, bt64.layout, bt64.raw, bt64.raw_words_per_item, nullptr, 0, table, d.x, 2, r3,
+                                   4)),
+            1e-5);
 }
 
 TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
@@ -133,6 +149,22 @@ TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
             1e-5);
   EXPECT_LT((run_gemv<dec, ad, 5>(es, at.layout, at.raw, at.raw_words_per_item, &at.side, at.side_words_per_item, table,
                                   d.x, 4, r5, 4)),
+            1e-5);
+
+  // The same codes in 64-row tiles, two states per lane.
+  ecq_bench::affine4_tensor at64 = at;
+  at64.layout.tile_rows = 64;
+  ecq_bench::make_affine4_layout(&at64);
+  ecq_bench::encoded_streams es64;
+  ASSERT_TRUE(ecq_bench::encode_items(at64.layout, at64.symbols, 256, &es64));
+  ASSERT_EQ(es64.freqs, es.freqs);
+  using x2r4 = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 4, 1, 64>, 1, 2>;
+  using x2r8 = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, ecq::staged_words<2048, 8, 1, 64>, 1, 2>;
+  EXPECT_LT((run_gemv<x2r4, ad, 1>(es64, at64.layout, at64.raw, at64.raw_words_per_item, &at64.side,
+                                   at64.side_words_per_item, table, d.x, 1, r1, 3)),
+            1e-5);
+  EXPECT_LT((run_gemv<x2r8, ad, 2>(es64, at64.layout, at64.raw, at64.raw_words_per_item, &at64.side,
+                                   at64.side_words_per_item, table, d.x, 2, r2, 2)),
             1e-5);
 }
 

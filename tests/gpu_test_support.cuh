@@ -2,8 +2,8 @@
 //
 // Shared by the GPU tests (tests/*_test.cu): a checked device buffer, a skip
 // when no GPU is present (CI compiles these tests but has no GPU; they run on
-// the GPU machine, see bench/cuda/run_device.sh), and random 32-row tile
-// streams encoded with the core encoder in the container's tile layout
+// the GPU machine, see bench/cuda/run_device.sh), and random 32- or 64-row
+// tile streams encoded with the core encoder in the container's tile layout
 // (bench/cuda/tile_codec.hpp).
 #ifndef ECQ_TESTS_GPU_TEST_SUPPORT_CUH
 #define ECQ_TESTS_GPU_TEST_SUPPORT_CUH
@@ -48,15 +48,16 @@ struct device_vector {
 };
 
 /// Random symbols (row-major rows x symbols_per_row, skewed like real
-/// weights) encoded as 32-row tiles of `chunk` symbol columns.
+/// weights) encoded as tile_rows-row tiles (32 or 64) of `chunk` symbol
+/// columns.
 struct random_tiles {
   ecq_bench::tile_layout layout;
   std::vector<std::uint16_t> symbols;
   ecq_bench::encoded_streams streams;
 
   random_tiles(std::uint32_t rows, std::uint32_t symbols_per_row, std::uint32_t chunk, std::uint32_t alphabet,
-               std::uint32_t seed) {
-    layout = {rows, symbols_per_row, chunk, 1};
+               std::uint32_t seed, std::uint32_t tile_rows = 32) {
+    layout = {rows, symbols_per_row, chunk, 1, tile_rows};
     std::mt19937 rng(seed);
     std::geometric_distribution<int> geo(0.04);  // P(0) = 4%: fits narrow tables up to S = 12
     symbols.resize(std::size_t(rows) * symbols_per_row);
@@ -65,24 +66,17 @@ struct random_tiles {
   }
   /// The bench_tiles view over device copies of the streams (no raw/side).
   ecq_bench::bench_tiles view(const std::uint16_t* words, const std::uint32_t* offset, const std::uint32_t* count) const {
-    ecq_bench::bench_tiles t{};
+    ecq_bench::bench_tiles t = ecq_bench::bench_tiles::geometry(layout.tiles(), layout.chunks(), layout.chunk_cols,
+                                                                layout.rounds(), layout.tile_rows, 1);
     t.words = words;
     t.offset = offset;
     t.count = count;
-    t.rounds = layout.rounds();
-    t.tiles = layout.tiles();
-    t.chunks = layout.chunks();
-    t.chunk_cols = layout.chunk_cols;
-    t.chunks_per_part = layout.chunks();
-    t.by_per_part = ecq_bench::fast_div::of(t.tiles * t.chunks_per_part);
-    t.by_chunks_per_part = ecq_bench::fast_div::of(t.chunks_per_part);
-    t.by_chunks = ecq_bench::fast_div::of(t.chunks);
     return t;
   }
-  /// Symbol of stream s (item order tile * chunks + chunk), round k, lane r.
+  /// Symbol of stream s (item order tile * chunks + chunk), round k, tile row r.
   std::uint16_t expected(std::uint32_t s, std::uint32_t k, std::uint32_t r) const {
     const std::uint32_t tile = s / layout.chunks(), chunk = s % layout.chunks();
-    return symbols[std::size_t(tile * 32 + r) * layout.cols + std::size_t(chunk) * layout.chunk_cols + k];
+    return symbols[std::size_t(tile * layout.tile_rows + r) * layout.cols + std::size_t(chunk) * layout.chunk_cols + k];
   }
 };
 

@@ -1,7 +1,7 @@
 // Tests for ecq/warp_decode.cuh (GPU; skipped without one): a warp decodes
-// sequences of 32-lane streams written by the core encoder, across stream
-// boundaries, with narrow and packed table entries, one or two streams at a
-// time, and reproduces every symbol.
+// sequences of 32- and 64-state streams written by the core encoder, across
+// stream boundaries, with narrow and packed table entries, one or two
+// streams at a time or two states per lane, and reproduces every symbol.
 #include <ecq/warp_decode.cuh>
 
 #include "gpu_test_support.cuh"
@@ -13,11 +13,12 @@ struct store_symbols {
   std::uint16_t* out;
   std::uint32_t rounds;
   std::uint32_t item = 0, block = 0;
-  __device__ void step(int k, int w, std::uint32_t e) {
-    const std::uint32_t s = item * Decoder::ways + std::uint32_t(w);
+  __device__ void step(int k, int j, std::uint32_t e) {  // state set j = way * states_per_lane + h
+    const std::uint32_t s = item * Decoder::ways + std::uint32_t(j / Decoder::states_per_lane);
+    const std::uint32_t row = ecq::detail::lane_id() + 32u * std::uint32_t(j % Decoder::states_per_lane);
     const std::uint32_t symbol = Packed ? ecq::decode_entry_layout<Decoder::params::scale_bits, 8>::symbol(e)
                                         : ecq::narrow_entry::payload(e);
-    out[(std::size_t(s) * rounds + block * Decoder::rounds_per_block + std::uint32_t(k)) * 32 + ecq::detail::lane_id()] =
+    out[(std::size_t(s) * rounds + block * Decoder::rounds_per_block + std::uint32_t(k)) * Decoder::tile_rows + row] =
         std::uint16_t(symbol);
   }
 };
@@ -47,12 +48,12 @@ __global__ void decode_kernel(ecq_bench::bench_tiles t, const std::uint32_t* tab
   }
 }
 
-template <int S, int Replicas, int Ways, bool Packed>
+template <int S, int Replicas, int Ways, bool Packed, int StatesPerLane = 1, int Rounds = 8>
 void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::uint32_t per_block) {
-  using words = ecq::staged_words<1024, 8, 1>;
+  using words = ecq::staged_words<1024 * StatesPerLane * Rounds / 8, Rounds, 1, 32 * StatesPerLane>;
   using entry = std::conditional_t<Packed, ecq::packed_entry_policy<8>, ecq::narrow_entry_policy>;
-  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, entry, Replicas, words, Ways>;
-  ecq_test::random_tiles tiles(rows, cols, chunk, 256, rows * 31 + cols);
+  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, entry, Replicas, words, Ways, StatesPerLane>;
+  ecq_test::random_tiles tiles(rows, cols, chunk, 256, rows * 31 + cols, decoder::tile_rows);
   ASSERT_GE(tiles.streams.scale_bits, 10);
   // The decoder needs the stream's ScaleBits: re-encode at S if the chooser picked another.
   if (tiles.streams.scale_bits != S) {
@@ -76,7 +77,7 @@ void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::
   ecq_test::device_vector<std::uint16_t> words_d(tiles.streams.words);
   ecq_test::device_vector<std::uint32_t> offset_d(tiles.streams.offset), count_d(tiles.streams.count), table_d(table);
   const std::uint32_t streams = tiles.layout.items(), items = streams / Ways;
-  ecq_test::device_vector<std::uint16_t> out(std::size_t(streams) * tiles.layout.rounds() * 32);
+  ecq_test::device_vector<std::uint16_t> out(std::size_t(streams) * tiles.layout.rounds() * decoder::tile_rows);
   ECQ_TEST_CUDA(cudaMemset(out.p, 0xff, out.n * 2));
   const std::uint32_t blocks = (items + per_block - 1) / per_block;
   decode_kernel<decoder, Packed><<<blocks, 32>>>(tiles.view(words_d.p, offset_d.p, count_d.p), table_d.p, items,
@@ -87,9 +88,10 @@ void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::
   std::size_t bad = 0;
   for (std::uint32_t s = 0; s < streams; ++s)
     for (std::uint32_t k = 0; k < tiles.layout.rounds(); ++k)
-      for (std::uint32_t r = 0; r < 32; ++r)
-        bad += got[(std::size_t(s) * tiles.layout.rounds() + k) * 32 + r] != tiles.expected(s, k, r);
-  EXPECT_EQ(bad, 0u) << "S=" << S << " replicas=" << Replicas << " ways=" << Ways << " packed=" << Packed;
+      for (std::uint32_t r = 0; r < decoder::tile_rows; ++r)
+        bad += got[(std::size_t(s) * tiles.layout.rounds() + k) * decoder::tile_rows + r] != tiles.expected(s, k, r);
+  EXPECT_EQ(bad, 0u) << "S=" << S << " replicas=" << Replicas << " ways=" << Ways << " packed=" << Packed
+                     << " states per lane=" << StatesPerLane << " rounds per block=" << Rounds;
 }
 
 TEST(WarpDecode, NarrowEntriesAcrossStreamBoundaries) {
@@ -106,6 +108,13 @@ TEST(WarpDecode, ReplicatedTable) {
 TEST(WarpDecode, TwoStreamsPerWarp) {
   ECQ_REQUIRE_GPU();
   run_case<12, 1, 2, false>(64, 1024, 128, 3);  // items are pairs of chunks of one row tile
+}
+
+TEST(WarpDecode, TwoStatesPerLane) {
+  ECQ_REQUIRE_GPU();
+  run_case<12, 1, 1, false, 2, 4>(192, 512, 128, 5);  // 64-row tiles, 4-round blocks (half raw units)
+  run_case<11, 1, 1, false, 2, 8>(128, 256, 64, 3);   // 8-round blocks
+  run_case<10, 1, 1, true, 2, 4>(64, 512, 256, 2);    // packed entries, one warp decodes both streams
 }
 
 TEST(WarpDecode, PackedCoreEntries) {

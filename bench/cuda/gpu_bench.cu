@@ -61,6 +61,7 @@ namespace {
 bool g_test = false;
 bool g_profile = false;  // one launch of the main kernels, no graphs (for ncu)
 bool g_cublas = true;
+bool g_timeline = false;  // --timeline: per-warp start/end of one launch of each fused configuration
 int g_failures = 0;
 int g_sms = 0;
 std::string g_json;
@@ -155,6 +156,36 @@ double time_graph(const std::function<void(int, cudaStream_t)>& launch, int copi
   return t[t.size() / 2];
 }
 
+/// Summary of a fused launch's per-warp timeline ({block start, decode start,
+/// end, SM} per warp, ns): when warps start decoding, when they and their SMs
+/// finish, and the share of SM time left idle before the last warp ends.
+void print_timeline(const std::string& what, const std::vector<std::uint64_t>& tl, int sms) {
+  const std::size_t warps = tl.size() / 4;
+  std::uint64_t t0 = ~0ull, t1 = 0;
+  for (std::size_t w = 0; w < warps; ++w) {
+    t0 = std::min(t0, tl[4 * w]);
+    t1 = std::max(t1, tl[4 * w + 2]);
+  }
+  std::vector<double> start(warps), end(warps), sm_end(std::size_t(sms), 0.0);
+  for (std::size_t w = 0; w < warps; ++w) {
+    start[w] = double(tl[4 * w + 1] - t0) / 1e3;
+    end[w] = double(tl[4 * w + 2] - t0) / 1e3;
+    const std::size_t sm = std::size_t(tl[4 * w + 3]);
+    if (sm < sm_end.size()) sm_end[sm] = std::max(sm_end[sm], end[w]);
+  }
+  const double total = double(t1 - t0) / 1e3;
+  double idle = 0;
+  for (double e : sm_end) idle += total - e;
+  auto pct = [](std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, std::size_t(p * double(v.size())))];
+  };
+  std::printf("  timeline %s: %.1f us; decode starts p50 %.1f max %.1f; warp ends p10 %.1f p50 %.1f p90 %.1f; "
+              "SM ends min %.1f p50 %.1f; SM time idle before the end %.1f%%\n",
+              what.c_str(), total, pct(start, 0.5), pct(start, 1.0), pct(end, 0.1), pct(end, 0.5), pct(end, 0.9),
+              pct(sm_end, 0.0), pct(sm_end, 0.5), 100.0 * idle / (total * double(sm_end.size())));
+}
+
 int copies_for(double bytes) { return std::max(2, int(std::ceil(150e6 / std::max(bytes, 1.0)))); }
 
 double rel_l2(const std::vector<float>& y, const std::vector<double>& ref) {
@@ -195,7 +226,8 @@ struct device_tiles {
   std::vector<dbuf<std::uint32_t>> raw, side;
   dbuf<std::uint32_t> offset, count;
   bench_tiles view(int copy, std::uint32_t parts) const {
-    bench_tiles t{};
+    bench_tiles t = bench_tiles::geometry(layout.tiles(), layout.chunks(), layout.chunk_cols, layout.rounds(),
+                                          layout.tile_rows, parts);
     t.words = words[copy].p;
     t.offset = offset.p;
     t.count = count.p;
@@ -203,14 +235,6 @@ struct device_tiles {
     t.side = side.empty() ? nullptr : side[copy].p;
     t.raw_words = raw_words;
     t.side_words = side_words;
-    t.rounds = layout.rounds();
-    t.tiles = layout.tiles();
-    t.chunks = layout.chunks();
-    t.chunk_cols = layout.chunk_cols;
-    t.chunks_per_part = layout.chunks() / parts;
-    t.by_per_part = fast_div::of(t.tiles * t.chunks_per_part);
-    t.by_chunks_per_part = fast_div::of(t.chunks_per_part);
-    t.by_chunks = fast_div::of(t.chunks);
     return t;
   }
   tile_layout layout;
@@ -254,18 +278,22 @@ std::vector<std::uint16_t> make_activations(int batch, std::uint32_t K, std::uin
 // Kernel configurations: decoder variants measured side by side.
 /// S: ScaleBits; R: table replicas; Words: word source; Ways: streams per warp; Warps per block; MinBlocks for
 /// __launch_bounds__ (register cap).
-template <int S, int R, class Words, int Ways, int Warps, int MinBlocks>
+/// SPL: states per lane (2: 64-row tiles, lane j decodes rows j and j + 32).
+template <int S, int R, class Words, int Ways, int Warps, int MinBlocks, int SPL = 1>
 struct config {
-  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, R, Words, Ways>;
-  static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways;
+  using decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, R, Words, Ways, SPL>;
+  static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways, states_per_lane = SPL;
   static std::string name() {
     char b[64];
-    std::snprintf(b, sizeof b, "R%d w%d %dw/b%s", R, Ways, Warps, Words::rounds_per_block == 8 ? "" : " r16");
+    std::snprintf(b, sizeof b, "R%d w%d%s %dw/b r%d", R, Ways, SPL == 2 ? " x2" : "", Warps,
+                  Words::rounds_per_block);
     return b;
   }
 };
 using ring8 = ecq::staged_words<1024, 8, 1>;    // 8 rounds per block, 2 KB + mirror per stream
 using ring16 = ecq::staged_words<2048, 16, 1>;  // 16 rounds per block (half the per-block work), 4 KB + mirror
+using ring4x2 = ecq::staged_words<1024, 4, 1, 64>;  // two states per lane, 4 rounds per block: 2 KB + mirror
+using ring8x2 = ecq::staged_words<2048, 8, 1, 64>;  // two states per lane, 8 rounds per block: 4 KB + mirror
 constexpr int kWarps = 8;
 
 /// Parts so that Batch * columns * 2 bytes of activations fit `budget` bytes.
@@ -285,21 +313,34 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
   constexpr int kWarps = C::warps;
   using G = ecq::block_fused_gemv<kWarps, D, Dequant, Batch>;
   auto kern = fused_gemv_kernel<kWarps, C::min_blocks, D, Dequant, Batch>;
+  if (dt.layout.tile_rows != 32u * C::states_per_lane) return;  // the configuration decodes the other tile height
   const std::uint32_t parts = parts_for(Batch, dt.layout, 40 * 1024);
   if (parts == 0 || (dt.layout.chunks() / parts) % C::ways != 0) return;
   const std::uint32_t columns = K / parts;
   const std::size_t smem = G::shared_bytes(columns);
   const int max_bps = blocks_per_sm(kern, kWarps * 32, smem);
   dbuf<float> y(std::size_t(Batch) * M);
+  dbuf<std::uint32_t> pool(parts);
+  const std::uint32_t per_part = dt.layout.items() / parts / C::ways;
   std::vector<int> bps_list;
   for (int b = max_bps; b >= 1 && int(bps_list.size()) < (g_test ? 1 : 3); --b) bps_list.push_back(b);
-  for (int bps : bps_list) {
+  // Static split (every item in contiguous ranges), then at the most blocks per SM a dynamic tail: 80% static,
+  // the last 20% taken one item at a time by the warps that finish first.
+  std::vector<std::pair<int, std::uint32_t>> runs;
+  for (int bps : bps_list) runs.push_back({bps, per_part});
+  runs.push_back({bps_list.front(), per_part * 4 / 5});
+  for (const auto& run : runs) {
+    const int bps = run.first;
+    const std::uint32_t static_items = run.second;
     const int grid = g_sms * bps;
     if (grid % int(parts) != 0) continue;
-    auto launch = [&](int copy, cudaStream_t st) {
+    auto launch_with = [&](int copy, cudaStream_t st, std::uint64_t* timeline) {
       CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
-      kern<<<grid, kWarps * 32, smem, st>>>(dt.view(copy, parts), table.p, x.p, K, parts, y.p, M);
+      CK(cudaMemsetAsync(pool.p, 0, pool.bytes(), st));
+      kern<<<grid, kWarps * 32, smem, st>>>(dt.view(copy, parts), table.p, x.p, K, parts, y.p, M, static_items, pool.p,
+                                            timeline);
     };
+    auto launch = [&](int copy, cudaStream_t st) { launch_with(copy, st, nullptr); };
     CK(cudaMemset(y.p, 0xff, y.bytes()));  // poison: the memset in launch must clear it
     launch(0, 0);
     CK(cudaDeviceSynchronize());
@@ -309,7 +350,7 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
     r.kernel = name;
     r.batch = Batch;
     char cfg[64];
-    std::snprintf(cfg, sizeof cfg, " %dx%dw p%u", bps, kWarps, parts);
+    std::snprintf(cfg, sizeof cfg, " %dx%dw p%u%s", bps, kWarps, parts, static_items < per_part ? " dyn" : "");
     r.config = C::name() + cfg;
     r.err = rel_l2(download(y.p, y.n), ref);
     r.ok = r.err < 1e-4;
@@ -318,6 +359,13 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
     if (!g_test && !g_profile) r.us = time_graph(launch, int(dt.words.size()), 100.0);
     record(r);
     if (g_profile) break;
+    if (g_timeline && !g_test && bps == bps_list.front()) {
+      // One more launch (the last copy: L2-cold) with the per-warp timeline.
+      dbuf<std::uint64_t> tl(4 * std::size_t(grid) * kWarps);
+      launch_with(int(dt.words.size()) - 1, 0, tl.p);
+      CK(cudaDeviceSynchronize());
+      print_timeline(r.kernel + " " + r.config, download(tl.p, tl.n), g_sms);
+    }
   }
 }
 
@@ -485,6 +533,21 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   bf16_pair_tensor bt;
   encoded_streams bs;
   const bool bf16_ok = make_bf16_pairs(wb, Lb, &bt) && encode_items(bt.layout, bt.symbols, 4096, &bs);
+  // The same weights in 64-row tiles, for the decoders with two states per lane (the same histogram, so the same
+  // frequencies and decode table).
+  struct bf16_variant {
+    std::string tag;
+    bf16_pair_tensor t;
+    encoded_streams s;
+  };
+  std::vector<bf16_variant> bf16_variants;
+  if (M % 64 == 0) {
+    tile_layout L = Lb;
+    L.tile_rows = 64;
+    bf16_variant v;
+    if (make_bf16_pairs(wb, L, &v.t) && encode_items(v.t.layout, v.t.symbols, 4096, &v.s) && v.s.freqs == bs.freqs)
+      bf16_variants.push_back(std::move(v));
+  }
   // ---- affine-4 g128, four codes per symbol (the codes and scales do not depend on the chunk size)
   tile_layout La{M, K, 256, 4};
   affine4_tensor at;
@@ -533,7 +596,14 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   // ---- bf16 fused + decode
   if (bf16_ok && bs.scale_bits == 11) {
     const int copies = g_test ? 1 : copies_for(double(bs.stream_bytes()) + double(bt.raw.size()) * 4);
-    device_tiles dt = make_device_tiles(bs, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, copies);
+    std::vector<device_tiles> fused_tiles;
+    std::vector<std::string> fused_tags{""};
+    fused_tiles.push_back(make_device_tiles(bs, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, copies));
+    for (const bf16_variant& v : bf16_variants) {
+      fused_tiles.push_back(make_device_tiles(v.s, v.t.layout, v.t.raw, v.t.raw_words_per_item, nullptr, 0, copies));
+      fused_tags.push_back(v.tag);
+    }
+    const device_tiles& dt32 = fused_tiles[0];
     std::vector<std::uint32_t> tab(std::size_t(1) << 11);
     const auto& ex = bt.exponents;
     if (ecq::build_narrow_decode_table(bs.freqs.data(), 4096, 11, [&](std::uint32_t s) {
@@ -551,21 +621,30 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cd = config<11, 1, ring8, 2, 8, 3>;   // two streams per warp, <= 85 registers
       using ce = config<11, 1, ring8, 1, 12, 3>;  // one stream per warp, 36 warps per SM at <= 56 registers
       using cf = config<11, 1, ring16, 1, 12, 2>;  // 16-round blocks, 24 warps per SM (shared memory)
+      using cx = config<11, 1, ring4x2, 1, 16, 2, 2>;  // two states per lane: 32 warps, 64 chains, <= 64 registers
+      using cz = config<11, 1, ring8x2, 1, 12, 2, 2>;  // two states per lane, 8-round blocks: 24 warps (shared memory)
       using bd = ecq::bf16_pair_dequant;
-      for (int b : batches) {
-        if (b == 1) {
-          run_fused<ca, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<cb, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<cc, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<cr, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<cd, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<ce, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
-          run_fused<cf, bd, 1>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 1), tb);
+      for (std::size_t v = 0; v < fused_tiles.size(); ++v) {
+        const device_tiles& dt = fused_tiles[v];
+        const std::string name = "fused bf16" + fused_tags[v];
+        for (int b : batches) {
+          if (b == 1) {
+            run_fused<ca, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cb, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cc, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cr, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cd, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<ce, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cf, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cx, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cz, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+          }
+          if (b == 2) run_fused<cb, bd, 2>(shape, name, dt, table, x, M, K, ref(ref_b, 2), tb);
+          if (b == 4) run_fused<cb, bd, 4>(shape, name, dt, table, x, M, K, ref(ref_b, 4), tb);
+          if (b == 8) run_fused<cb, bd, 8>(shape, name, dt, table, x, M, K, ref(ref_b, 8), tb);
         }
-        if (b == 2) run_fused<cb, bd, 2>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 2), tb);
-        if (b == 4) run_fused<cb, bd, 4>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 4), tb);
-        if (b == 8) run_fused<cb, bd, 8>(shape, "fused bf16", dt, table, x, M, K, ref(ref_b, 8), tb);
       }
+      const device_tiles& dt = dt32;
       // decode-to-memory, bit-exact check, for two decoder configurations
       auto decode_bf16 = [&](auto cfg, auto row_bytes) {
         constexpr int RB = decltype(row_bytes)::value;
@@ -625,6 +704,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cr = config<12, 2, ring8, 1, 16, 2>;
       using cd = config<12, 1, ring8, 2, 8, 3>;
       using cf = config<12, 1, ring16, 1, 12, 2>;  // 16-round blocks, 24 warps per SM (shared memory)
+      using cx = config<12, 1, ring4x2, 1, 16, 2, 2>;  // two states per lane (64-row tiles)
+      using cz = config<12, 1, ring8x2, 1, 12, 2, 2>;
       using ad = ecq::affine4_quad_dequant<128>;
       for (int b : batches) {
         if (b == 1) {
@@ -634,7 +715,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           run_fused<cr, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cd, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cf, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cx, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+          run_fused<cz, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
         }
+        if (at.layout.tile_rows != 32) continue;  // the batched runs, plain and decode kernels use 32-row tiles
         if (b == 2) run_fused<cb, ad, 2>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 2), tb);
         if (b == 4) run_fused<cb, ad, 4>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 4), tb);
         if (b == 8) run_fused<cb, ad, 8>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 8), tb);
@@ -686,12 +770,22 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
                        double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
                        bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      decode_codes(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
-      decode_codes(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
+      if (at.layout.tile_rows == 32) {  // the decode sinks store 32-row tiles
+        decode_codes(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
+        decode_codes(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
+      }
     }
   }
   };
   affine_pass(at, as, true, "");
+  if (M % 64 == 0) {  // the same codes in 64-row tiles, for the decoders with two states per lane
+    affine4_tensor at64 = at;
+    at64.layout.tile_rows = 64;
+    at64.layout.chunk_cols = 128;  // as many items as 32 x 256 tiles: the same tail when warps finish
+    make_affine4_layout(&at64);
+    encoded_streams as64;
+    if (encode_items(at64.layout, at64.symbols, 256, &as64)) affine_pass(at64, as64, false, " c128");
+  }
   if (K >= 8192 && !g_test) {
     affine4_tensor at512;
     encoded_streams as512;
@@ -730,6 +824,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--profile")) g_profile = quick = true;
     if (!std::strcmp(argv[i], "--no-cublas")) g_cublas = false;
+    if (!std::strcmp(argv[i], "--timeline")) g_timeline = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) g_json = argv[++i];
   }
   cudaDeviceProp p;

@@ -62,8 +62,26 @@ struct bench_tiles {
   const std::uint32_t* raw;    // per stored item: raw_words words
   const std::uint32_t* side;   // per stored item: side_words words (null without groups)
   std::uint32_t raw_words, side_words;
-  std::uint32_t rounds, tiles, chunks, chunk_cols, chunks_per_part;
+  std::uint32_t rounds, tiles, chunks, chunk_cols, chunks_per_part, tile_rows;
   fast_div by_per_part, by_chunks_per_part, by_chunks;
+
+  /// The geometry fields (pointers and per-item word counts left zero) of a
+  /// matrix of `tiles` row tiles of tile_rows rows x `chunks` chunks of
+  /// chunk_cols weight columns (`rounds` symbol columns), K split in `parts`.
+  static bench_tiles geometry(std::uint32_t tiles, std::uint32_t chunks, std::uint32_t chunk_cols,
+                              std::uint32_t rounds, std::uint32_t tile_rows, std::uint32_t parts) {
+    bench_tiles t{};
+    t.rounds = rounds;
+    t.tiles = tiles;
+    t.chunks = chunks;
+    t.chunk_cols = chunk_cols;
+    t.tile_rows = tile_rows;
+    t.chunks_per_part = chunks / parts;
+    t.by_per_part = fast_div::of(tiles * t.chunks_per_part);
+    t.by_chunks_per_part = fast_div::of(t.chunks_per_part);
+    t.by_chunks = fast_div::of(chunks);
+    return t;
+  }
 
   __device__ __forceinline__ std::uint32_t stored(std::uint32_t i, std::uint32_t* column_in_part) const {
     const std::uint32_t part = by_per_part.div(i), rem = i - part * by_per_part.d;
@@ -80,9 +98,9 @@ struct bench_tiles {
     std::uint32_t col;
     const std::uint32_t s = stored(i, &col);
     return {raw + std::size_t(s) * raw_words, side ? side + std::size_t(s) * side_words : nullptr,
-            by_chunks.div(s) * 32, col};
+            by_chunks.div(s) * tile_rows, col};
   }
-  __device__ __forceinline__ std::uint32_t items_per_part() const { return tiles * chunks_per_part; }
+  __host__ __device__ __forceinline__ std::uint32_t items_per_part() const { return tiles * chunks_per_part; }
   /// Absolute first column of item i.
   __device__ __forceinline__ std::uint32_t column(std::uint32_t i) const {
     std::uint32_t col;
@@ -92,32 +110,69 @@ struct bench_tiles {
 };
 
 /// This warp's range of work items (Ways streams each): blocks are split
-/// evenly over `parts`, and a part's items evenly over its blocks' warps.
+/// evenly over `parts`, and the first `static_items` items of a part evenly
+/// over its blocks' warps.
 template <int BlockWarps, int Ways>
 __device__ __forceinline__ ecq::item_range part_of_block(const bench_tiles& t, std::uint32_t parts,
-                                                         std::uint32_t* part) {
+                                                         std::uint32_t static_items, std::uint32_t* part) {
   const std::uint32_t blocks_per_part = gridDim.x / parts;
   const std::uint32_t per_part = t.items_per_part() / Ways;
   *part = blockIdx.x / blocks_per_part;
   const std::uint32_t warp = (blockIdx.x % blocks_per_part) * BlockWarps + threadIdx.x / 32;
-  ecq::item_range r = ecq::warp_item_range(per_part, warp, blocks_per_part * BlockWarps);
+  ecq::item_range r = ecq::warp_item_range(static_items, warp, blocks_per_part * BlockWarps);
   r.first += *part * per_part;
   r.last += *part * per_part;
   return r;
 }
 
+/// %globaltimer (ns).
+__device__ __forceinline__ std::uint64_t global_ns() {
+  std::uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+/// Work split: the first `static_items` items of each K-part go to its warps
+/// in contiguous ranges (all of them with static_items = items per part);
+/// the rest are taken one at a time through pool[part] (zeroed before the
+/// launch) by the warps that finish first. The scheduler does not serve the
+/// warps of an SM evenly (docs/cuda-notes.md, v8), so a purely static split
+/// leaves the last stretch of a launch to a few warps.
+/// With `timeline` (else null) lane 0 of each warp records {block start,
+/// decode start, end, SM} as 4 words at timeline[4 * global warp]: where the
+/// time of a launch goes (staging, decoding, the tail of the last warps).
 template <int BlockWarps, int MinBlocks, class WarpDecoder, class Dequant, int Batch>
 __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
     fused_gemv_kernel(bench_tiles t, const std::uint32_t* table, const std::uint16_t* x, std::uint32_t K,
-                      std::uint32_t parts, float* y, std::uint32_t M) {
+                      std::uint32_t parts, float* y, std::uint32_t M, std::uint32_t static_items,
+                      std::uint32_t* pool, std::uint64_t* timeline) {
   using gemv = ecq::block_fused_gemv<BlockWarps, WarpDecoder, Dequant, Batch>;
   extern __shared__ uint4 smem[];
+  const std::uint64_t t0 = timeline ? global_ns() : 0;
   std::uint32_t part;
-  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, parts, &part);
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, parts, static_items, &part);
   const std::uint32_t columns = t.chunks_per_part * t.chunk_cols;
   gemv g(smem, columns);
   g.load(table, x, K, part * columns);
+  const std::uint64_t t1 = timeline ? global_ns() : 0;
   g.run(t, r.first, r.last, y, M);
+  const std::uint32_t per_part = t.items_per_part() / WarpDecoder::ways;
+  while (pool != nullptr) {
+    std::uint32_t i = 0;
+    if (ecq::detail::lane_id() == 0) i = atomicAdd(pool + part, 1u);
+    i = static_items + __shfl_sync(0xffffffffu, i, 0);
+    if (i >= per_part) break;
+    g.run(t, part * per_part + i, part * per_part + i + 1, y, M);
+  }
+  if (timeline && ecq::detail::lane_id() == 0) {
+    std::uint32_t sm;
+    asm("mov.u32 %0, %%smid;" : "=r"(sm));
+    std::uint64_t* rec = timeline + 4 * (std::size_t(blockIdx.x) * BlockWarps + threadIdx.x / 32);
+    rec[0] = t0;
+    rec[1] = t1;
+    rec[2] = global_ns();
+    rec[3] = sm;
+  }
 }
 
 /// Row-major output of a warp's 32-row tile, staged in shared memory: each
@@ -288,7 +343,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
   block b(*reinterpret_cast<typename block::TempStorage*>(smem));
   b.load_table(table);
   std::uint32_t part;
-  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, t.items_per_part() / WarpDecoder::ways, &part);
   using sink_type = nibble_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways, RowBytes>;
   auto* st = reinterpret_cast<typename sink_type::TempStorage*>(reinterpret_cast<unsigned char*>(smem) +
                                                                 sizeof(typename block::TempStorage));
@@ -304,7 +359,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, MinBlocks)
   block b(*reinterpret_cast<typename block::TempStorage*>(smem));
   b.load_table(table);
   std::uint32_t part;
-  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, &part);
+  const ecq::item_range r = part_of_block<BlockWarps, WarpDecoder::ways>(t, 1, t.items_per_part() / WarpDecoder::ways, &part);
   using sink_type = bf16_store_sink<WarpDecoder::rounds_per_block, WarpDecoder::ways, RowBytes>;
   auto* st = reinterpret_cast<typename sink_type::TempStorage*>(reinterpret_cast<unsigned char*>(smem) +
                                                                 sizeof(typename block::TempStorage));
@@ -326,7 +381,7 @@ __global__ void __launch_bounds__(BlockWarps * 32)
   static_assert(Group % 64 == 0, "Group must be a multiple of 64");
   extern __shared__ uint4 smem[];
   std::uint32_t part;
-  const ecq::item_range r = part_of_block<BlockWarps, 1>(t, parts, &part);
+  const ecq::item_range r = part_of_block<BlockWarps, 1>(t, parts, t.items_per_part(), &part);
   const std::uint32_t columns = t.chunks_per_part * t.chunk_cols, k_begin = part * columns;
   constexpr int records = ecq::warp_row_dot<Batch>::records_per_quad;
   uint4* act = smem;

@@ -80,10 +80,11 @@ inline float bf16_to_float(std::uint16_t b) {
   return f;
 }
 
-/// Geometry of a matrix cut into items of 32 rows x chunk_cols weight columns.
+/// Geometry of a matrix cut into items of tile_rows (32 or 64) rows x
+/// chunk_cols weight columns; an item's stream interleaves tile_rows states.
 struct tile_layout {
-  std::uint32_t rows = 0, cols = 0, chunk_cols = 0, weights_per_symbol = 1;
-  std::uint32_t tiles() const { return rows / 32; }
+  std::uint32_t rows = 0, cols = 0, chunk_cols = 0, weights_per_symbol = 1, tile_rows = 32;
+  std::uint32_t tiles() const { return rows / tile_rows; }
   std::uint32_t chunks() const { return cols / chunk_cols; }
   std::uint32_t items() const { return tiles() * chunks(); }
   std::uint32_t rounds() const { return chunk_cols / weights_per_symbol; }
@@ -103,8 +104,8 @@ struct encoded_streams {
 
 namespace detail {
 
-template <int S>
-bool encode_items_s(const tile_layout& L, const std::vector<std::uint16_t>& symbols, std::uint32_t alphabet,
+template <int S, int N>
+bool encode_items_n(const tile_layout& L, const std::vector<std::uint16_t>& symbols, std::uint32_t alphabet,
                     encoded_streams* out) {
   using params = ecq::rans32x16<S>;
   ecq::encode_table<params> table;
@@ -113,14 +114,14 @@ bool encode_items_s(const tile_layout& L, const std::vector<std::uint16_t>& symb
   std::vector<std::vector<std::uint16_t>> streams(items);
   bool ok = true;
   parallel_for(items, [&](std::size_t a, std::size_t b) {
-    std::vector<std::uint16_t> sym(std::size_t(rounds) * 32);
+    std::vector<std::uint16_t> sym(std::size_t(rounds) * N);
     for (std::size_t it = a; it < b; ++it) {
       const std::uint32_t tile = std::uint32_t(it / L.chunks()), chunk = std::uint32_t(it % L.chunks());
       for (std::uint32_t c = 0; c < rounds; ++c)
-        for (std::uint32_t r = 0; r < 32; ++r)
-          sym[std::size_t(c) * 32 + r] = symbols[std::size_t(tile * 32 + r) * spr + std::size_t(chunk) * rounds + c];
+        for (std::uint32_t r = 0; r < N; ++r)
+          sym[std::size_t(c) * N + r] = symbols[std::size_t(tile * N + r) * spr + std::size_t(chunk) * rounds + c];
       ecq::status st;
-      streams[it] = ecq::interleaved_encode<params, 32>(sym.data(), sym.size(), table, &st);
+      streams[it] = ecq::interleaved_encode<params, N>(sym.data(), sym.size(), table, &st);
       if (st != ecq::status::ok) ok = false;
     }
   });
@@ -137,6 +138,13 @@ bool encode_items_s(const tile_layout& L, const std::vector<std::uint16_t>& symb
   for (std::uint32_t i = 0; i < items; ++i)
     std::copy(streams[i].begin(), streams[i].end(), out->words.begin() + out->offset[i]);
   return true;
+}
+
+template <int S>
+bool encode_items_s(const tile_layout& L, const std::vector<std::uint16_t>& symbols, std::uint32_t alphabet,
+                    encoded_streams* out) {
+  if (L.tile_rows == 64) return encode_items_n<S, 64>(L, symbols, alphabet, out);
+  return L.tile_rows == 32 && encode_items_n<S, 32>(L, symbols, alphabet, out);
 }
 
 }  // namespace detail
@@ -188,23 +196,23 @@ inline bool make_bf16_pairs(const std::vector<std::uint16_t>& w, tile_layout L, 
     for (std::size_t i = a; i < b; ++i)
       out->symbols[i] = std::uint16_t(rank[(w[2 * i] >> 7) & 0xff] | (rank[(w[2 * i + 1] >> 7) & 0xff] << 6));
   });
-  // Raw: per item, units of 8 rounds, [unit][lane][16 bytes]; round k of a
-  // unit in bytes 2k, 2k+1.
-  const std::uint32_t rounds = L.rounds();
-  out->raw_words_per_item = rounds * 32 * 16 / 32;  // 16 raw bits per lane-round
+  // Raw: per item, units of 8 rounds, [unit][tile row][16 bytes]; round k of
+  // a unit in bytes 2k, 2k+1.
+  const std::uint32_t rounds = L.rounds(), T = L.tile_rows;
+  out->raw_words_per_item = rounds * T * 16 / 32;  // 16 raw bits per row-round
   out->raw.assign(std::size_t(L.items()) * out->raw_words_per_item, 0);
   parallel_for(L.items(), [&](std::size_t a, std::size_t b) {
     for (std::size_t it = a; it < b; ++it) {
       const std::uint32_t tile = std::uint32_t(it / L.chunks()), chunk = std::uint32_t(it % L.chunks());
       std::uint32_t* dst = out->raw.data() + it * out->raw_words_per_item;
-      for (std::uint32_t r = 0; r < 32; ++r)
+      for (std::uint32_t r = 0; r < T; ++r)
         for (std::uint32_t k = 0; k < rounds; ++k) {
           const std::size_t col = std::size_t(chunk) * L.chunk_cols + 2 * k;
-          const std::size_t row = std::size_t(tile) * 32 + r;
+          const std::size_t row = std::size_t(tile) * T + r;
           const std::uint32_t v = ecq::bf16_pair_dequant::raw_byte(w[row * L.cols + col]) |
                                   (ecq::bf16_pair_dequant::raw_byte(w[row * L.cols + col + 1]) << 8);
           const std::uint32_t unit = k / 8, in_unit = k % 8;
-          const std::size_t word = (std::size_t(unit) * 32 + r) * 4 + in_unit / 2;
+          const std::size_t word = (std::size_t(unit) * T + r) * 4 + in_unit / 2;
           dst[word] |= v << (16 * (in_unit % 2));
         }
     }
@@ -221,8 +229,9 @@ struct affine4_tensor {
   std::vector<std::uint16_t> scale, bias;  // bf16, row-major [row][group]
   std::vector<std::uint16_t> symbols;  // row-major, rows * cols / 4
   std::vector<std::uint32_t> raw;      // kernel layout, per item
-  std::vector<std::uint32_t> side;     // kernel layout: per item, per group, 32 lanes
-  std::vector<std::uint32_t> plain;    // plain 4-bit kernel layout: per item, per 32 columns, 32 lanes x 4 words
+  std::vector<std::uint32_t> side;     // kernel layout: per item, per group, tile_rows rows
+  std::vector<std::uint32_t> plain;    // plain 4-bit kernel layout (32-row tiles only): per item, per 32 columns,
+                                       // 32 lanes x 4 words
   std::uint32_t raw_words_per_item = 0, side_words_per_item = 0, plain_words_per_item = 0;
   /// Dequantised weight (row, col), as the scheme defines it.
   double weight(std::size_t row, std::size_t col) const {
@@ -271,10 +280,11 @@ inline void make_affine4_layout(affine4_tensor* out) {
   const tile_layout L = out->layout;
   const std::uint32_t group = out->group;
   const std::size_t gpr = L.cols / group;
-  const std::uint32_t rounds = L.rounds(), groups_per_item = L.chunk_cols / group;
-  out->raw_words_per_item = rounds * 32 * 8 / 32;
-  out->side_words_per_item = groups_per_item * 32;
-  out->plain_words_per_item = L.chunk_cols / 8 * 32;
+  const std::uint32_t rounds = L.rounds(), groups_per_item = L.chunk_cols / group, T = L.tile_rows;
+  const bool plain_too = T == 32;
+  out->raw_words_per_item = rounds * T * 8 / 32;
+  out->side_words_per_item = groups_per_item * T;
+  out->plain_words_per_item = plain_too ? L.chunk_cols / 8 * 32 : 0;
   out->raw.assign(std::size_t(L.items()) * out->raw_words_per_item, 0);
   out->side.assign(std::size_t(L.items()) * out->side_words_per_item, 0);
   out->plain.assign(std::size_t(L.items()) * out->plain_words_per_item, 0);
@@ -284,20 +294,20 @@ inline void make_affine4_layout(affine4_tensor* out) {
       std::uint32_t* raw = out->raw.data() + it * out->raw_words_per_item;
       std::uint32_t* side = out->side.data() + it * out->side_words_per_item;
       std::uint32_t* plain = out->plain.data() + it * out->plain_words_per_item;
-      for (std::uint32_t r = 0; r < 32; ++r) {
-        const std::size_t row = std::size_t(tile) * 32 + r, col0 = std::size_t(chunk) * L.chunk_cols;
+      for (std::uint32_t r = 0; r < T; ++r) {
+        const std::size_t row = std::size_t(tile) * T + r, col0 = std::size_t(chunk) * L.chunk_cols;
         const std::uint8_t* q = out->codes.data() + row * L.cols + col0;
         for (std::uint32_t k = 0; k < rounds; ++k) {
           // raw unit = 8 rounds: [unit][lane][2 words], word = k % 8 / 4
-          const std::size_t word = (std::size_t(k / 8) * 32 + r) * 2 + (k % 8) / 4;
+          const std::size_t word = (std::size_t(k / 8) * T + r) * 2 + (k % 8) / 4;
           raw[word] |= ecq::affine4_quad_dequant<64>::raw_bits(int(k % 4), q[4 * k] & 3u, q[4 * k + 1] & 3u,
                                                                q[4 * k + 2] & 3u, q[4 * k + 3] & 3u);
         }
         for (std::uint32_t g = 0; g < groups_per_item; ++g) {
           const std::size_t gi = row * gpr + col0 / group + g;
-          side[g * 32 + r] = std::uint32_t(out->scale[gi]) | (std::uint32_t(out->bias[gi]) << 16);
+          side[g * T + r] = std::uint32_t(out->scale[gi]) | (std::uint32_t(out->bias[gi]) << 16);
         }
-        for (std::uint32_t c = 0; c < L.chunk_cols; ++c)  // [32-column block][lane][16 bytes], nibble c % 32
+        for (std::uint32_t c = 0; plain_too && c < L.chunk_cols; ++c)  // [32-column block][lane][16 bytes], nibble c % 32
           plain[(std::size_t(c / 32) * 32 + r) * 4 + (c % 32) / 8] |= std::uint32_t(q[c]) << (4 * (c % 8));
       }
     }

@@ -85,6 +85,12 @@ ECQ_DEVICE ECQ_FORCEINLINE uint2 load_streaming2(const uint2* p) {
   return v;
 }
 
+ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t load_streaming1(const std::uint32_t* p) {
+  std::uint32_t v;
+  asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+
 ECQ_DEVICE ECQ_FORCEINLINE float bf16_bits_to_float(std::uint32_t bits16) { return __uint_as_float(bits16 << 16); }
 
 ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t float_to_bf16_bits_exact(float f) {
@@ -97,18 +103,25 @@ ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t float_to_bf16_bits_exact(float f) {
 /// Software pipeline of a lane's raw units: while block n is decoded, the
 /// units of block n + 1 (possibly the next item's first) are in flight.
 /// Stream `item * Ways + way` of the Tiles functor (see the file comment);
-/// UnitWords words per lane and unit, 8 rounds per unit, Rounds per block.
-template <int UnitWords, int Rounds, int Ways, class Tiles>
+/// UnitWords words per row and unit, 8 rounds per unit, TileRows rows per
+/// unit (32 or 64); the lane reads row lane + row_offset. Rounds per block is
+/// a multiple of 8 (whole units) or 4 (each block takes half a unit: rounds
+/// 0-3 of a unit are its first UnitWords / 2 words, in the same bit places).
+template <int UnitWords, int Rounds, int Ways, class Tiles, int TileRows = 32>
 class raw_pipeline {
   static_assert(UnitWords == 2 || UnitWords == 4, "raw units are 8 or 16 bytes per lane");
-  static_assert(Rounds % 8 == 0, "a block holds whole 8-round units");
+  static_assert(Rounds % 8 == 0 || Rounds == 4, "a block holds whole 8-round units or half of one");
 
  public:
-  static constexpr int units = Rounds / 8;
+  static constexpr bool half_units = Rounds == 4;
+  static constexpr int units = half_units ? 1 : Rounds / 8;
+  /// Raw words of a block.
+  static constexpr int block_words = half_units ? UnitWords / 2 : units * UnitWords;
   raw_pipeline() = default;
   /// Starts loading the first block of item `first` (if first < last).
-  ECQ_DEVICE raw_pipeline(const Tiles& tiles, std::uint32_t first, std::uint32_t last, std::uint32_t way)
-      : tiles_(&tiles), way_(way), last_(last), item_(first) {
+  ECQ_DEVICE raw_pipeline(const Tiles& tiles, std::uint32_t first, std::uint32_t last, std::uint32_t way,
+                          std::uint32_t row_offset = 0)
+      : tiles_(&tiles), way_(way), row_offset_(row_offset), last_(last), item_(first) {
     if (first < last) {
       start_item();
       load();
@@ -117,55 +130,76 @@ class raw_pipeline {
   /// Makes the next block's units current and starts loading the one after.
   ECQ_DEVICE ECQ_FORCEINLINE void advance() {
     ECQ_PRAGMA_UNROLL
-    for (int i = 0; i < units * UnitWords; ++i) words[i] = next_[i];
+    for (int i = 0; i < block_words; ++i) words[i] = next_[i];
     if (item_ < last_) load();
   }
   /// The current block's raw words of this lane, unit after unit.
-  std::uint32_t words[units * UnitWords];
+  std::uint32_t words[block_words];
 
  private:
   // The Tiles functor is asked once per item; blocks advance a pointer.
   ECQ_DEVICE ECQ_FORCEINLINE void start_item() {
     const std::uint32_t s = item_ * std::uint32_t(Ways) + way_;
-    ptr_ = tiles_->tile(s).raw + detail::lane_id() * UnitWords;
+    ptr_ = tiles_->tile(s).raw + (detail::lane_id() + row_offset_) * UnitWords;
     blocks_left_ = (*tiles_)(s).rounds / std::uint32_t(Rounds);
+    second_half_ = false;
   }
   ECQ_DEVICE ECQ_FORCEINLINE void load() {
-    ECQ_PRAGMA_UNROLL
-    for (int u = 0; u < units; ++u) {
+    if constexpr (half_units) {
       if constexpr (UnitWords == 4) {
-        const uint4 v = detail::load_streaming(reinterpret_cast<const uint4*>(ptr_ + u * 32 * UnitWords));
-        next_[4 * u] = v.x;
-        next_[4 * u + 1] = v.y;
-        next_[4 * u + 2] = v.z;
-        next_[4 * u + 3] = v.w;
+        const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_));
+        next_[0] = v.x;
+        next_[1] = v.y;
       } else {
-        const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_ + u * 32 * UnitWords));
-        next_[2 * u] = v.x;
-        next_[2 * u + 1] = v.y;
+        next_[0] = detail::load_streaming1(ptr_);
       }
+      // Second half of this unit next, then the first half of the next one.
+      ptr_ += second_half_ ? TileRows * UnitWords - UnitWords / 2 : UnitWords / 2;
+      second_half_ = !second_half_;
+    } else {
+      ECQ_PRAGMA_UNROLL
+      for (int u = 0; u < units; ++u) {
+        if constexpr (UnitWords == 4) {
+          const uint4 v = detail::load_streaming(reinterpret_cast<const uint4*>(ptr_ + u * TileRows * UnitWords));
+          next_[4 * u] = v.x;
+          next_[4 * u + 1] = v.y;
+          next_[4 * u + 2] = v.z;
+          next_[4 * u + 3] = v.w;
+        } else {
+          const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_ + u * TileRows * UnitWords));
+          next_[2 * u] = v.x;
+          next_[2 * u + 1] = v.y;
+        }
+      }
+      ptr_ += units * TileRows * UnitWords;
     }
-    ptr_ += units * 32 * UnitWords;
     if (--blocks_left_ == 0 && ++item_ < last_) start_item();
   }
 
   const Tiles* tiles_ = nullptr;
   const std::uint32_t* ptr_ = nullptr;
-  std::uint32_t way_ = 0, last_ = 0, item_ = 0, blocks_left_ = 0;
-  std::uint32_t next_[units * UnitWords];
+  std::uint32_t way_ = 0, row_offset_ = 0, last_ = 0, item_ = 0, blocks_left_ = 0;
+  bool second_half_ = false;  // half units: the next load is a unit's second half
+  std::uint32_t next_[block_words];
 };
 
 /// The per-warp sink that block_decoder drives (see the file comment). Work
 /// item i is streams i * Ways + w of the Tiles functor: Ways chunks of the
-/// same row tile, each with its own raw pipeline and dot accumulator.
-template <class Dequant, int Batch, int Rounds, int Ways, class Tiles>
+/// same row tile. State set j = w * StatesPerLane + h (ecq/warp_decode.cuh)
+/// covers rows 32 h + lane of way w's tile and has its own raw pipeline and
+/// dot accumulators; the sets of one way share the activations.
+template <class Dequant, int Batch, int Rounds, int Ways, class Tiles, int StatesPerLane = 1>
 class fused_gemv_sink {
   static constexpr int W = Dequant::weights_per_round;
   static constexpr bool grouped = Dequant::group_size != 0;
   static constexpr int blocks_per_group = grouped ? Dequant::group_size / (W * Rounds) : 1;
   static constexpr int sets = warp_row_dot<Batch>::sets;
+  static constexpr int state_sets = Ways * StatesPerLane;
+  static constexpr int tile_rows = 32 * StatesPerLane;
+  using raw_type = raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles, tile_rows>;
   static_assert(W == 2 || W == 4, "a dequantiser yields 2 or 4 weights per round");
-  static_assert(Rounds % Dequant::rounds_per_unit == 0, "a block holds whole raw units");
+  static_assert(Rounds % Dequant::rounds_per_unit == 0 || 2 * Rounds == Dequant::rounds_per_unit,
+                "a block holds whole raw units or half of one");
   static_assert(!grouped || Dequant::group_size % (W * Rounds) == 0, "a group spans whole blocks");
 
  public:
@@ -175,11 +209,14 @@ class fused_gemv_sink {
                              const float2* group_consts, float* y, std::uint32_t rows)
       : tiles_(tiles), last_(last), act_(act), consts_(group_consts), y_(y), rows_(rows) {
     ECQ_PRAGMA_UNROLL
-    for (int w = 0; w < Ways; ++w) raw_[w] = raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles>(tiles, first, last, w);
+    for (int j = 0; j < state_sets; ++j)
+      raw_[j] = raw_type(tiles, first, last, std::uint32_t(j / StatesPerLane), 32u * std::uint32_t(j % StatesPerLane));
     ECQ_PRAGMA_UNROLL
-    for (int s = 0; s < sets; ++s)
+    for (int h = 0; h < StatesPerLane; ++h)
       ECQ_PRAGMA_UNROLL
-      for (int i = 0; i < 4; ++i) acc_[s][i] = 0.0f;
+      for (int s = 0; s < sets; ++s)
+        ECQ_PRAGMA_UNROLL
+        for (int i = 0; i < 4; ++i) acc_[h][s][i] = 0.0f;
   }
 
   ECQ_DEVICE ECQ_FORCEINLINE void begin_tile(std::uint32_t item) {
@@ -189,31 +226,36 @@ class fused_gemv_sink {
 
   ECQ_DEVICE ECQ_FORCEINLINE void begin_block(std::uint32_t, std::uint32_t block) {
     ECQ_PRAGMA_UNROLL
-    for (int w = 0; w < Ways; ++w) {
-      raw_[w].advance();
+    for (int w = 0; w < Ways; ++w)
       act_block_[w] = act_ + (tile_[w].column + block * std::uint32_t(W * Rounds)) / 4 * records;
+    ECQ_PRAGMA_UNROLL
+    for (int j = 0; j < state_sets; ++j) {
+      raw_[j].advance();
       if (grouped && block % blocks_per_group == 0) {
-        const std::uint32_t* side = tile_[w].side + (block / blocks_per_group) * 32;
-        side_[w][0] = side[dot_[w].row_of(0)];
-        side_[w][1] = side[dot_[w].row_of(1)];
+        const std::uint32_t* side = tile_[j / StatesPerLane].side + (block / blocks_per_group) * tile_rows +
+                                    32 * (j % StatesPerLane);
+        side_[j][0] = side[dot_[j].row_of(0)];
+        side_[j][1] = side[dot_[j].row_of(1)];
       }
     }
   }
 
-  ECQ_DEVICE ECQ_FORCEINLINE void step(int k, int w, std::uint32_t entry) {
+  ECQ_DEVICE ECQ_FORCEINLINE void step(int k, int j, std::uint32_t entry) {
+    const int w = j / StatesPerLane, h = j % StatesPerLane;
+    const warp_row_dot<Batch>& a = dot_[j - h];  // the way's first set holds the activations
     if constexpr (W == 2) {  // a quad every two rounds
-      const std::uint32_t f = Dequant::fragment(entry, raw_[w].words, k);
+      const std::uint32_t f = Dequant::fragment(entry, raw_[j].words, k);
       if (k % 2 == 0) {
-        dot_[w].load_activations(act_block_[w] + (k / 2) * records);
-        b0_[w] = f;
+        if (h == 0) dot_[j].load_activations(act_block_[w] + (k / 2) * records);
+        b0_[j] = f;
       } else {
-        dot_[w].mma(b0_[w], f);
+        dot_[j].mma(b0_[j], f, a);
       }
     } else {  // a quad every round
-      dot_[w].load_activations(act_block_[w] + k * records);
+      if (h == 0) dot_[j].load_activations(act_block_[w] + k * records);
       std::uint32_t b0, b1;
-      Dequant::fragments(entry, raw_[w].words, k, b0, b1);
-      dot_[w].mma(b0, b1);
+      Dequant::fragments(entry, raw_[j].words, k, b0, b1);
+      dot_[j].mma(b0, b1, a);
     }
   }
 
@@ -221,20 +263,21 @@ class fused_gemv_sink {
     if constexpr (grouped) {
       if ((block + 1) % blocks_per_group != 0) return;
       ECQ_PRAGMA_UNROLL
-      for (int w = 0; w < Ways; ++w) {
+      for (int j = 0; j < state_sets; ++j) {
+        const int w = j / StatesPerLane, h = j % StatesPerLane;
         const std::uint32_t group = (tile_[w].column + block * std::uint32_t(W * Rounds)) / Dequant::group_size;
         ECQ_PRAGMA_UNROLL
         for (int s = 0; s < sets; ++s)
           ECQ_PRAGMA_UNROLL
           for (int i = 0; i < 4; ++i) {
-            if (!dot_[w].holds(s, i, Batch)) continue;
-            const std::uint32_t side = side_[w][i & 1];
-            const float2 c = consts_[group * Batch + dot_[w].batch_of(s, i)];
+            if (!dot_[j].holds(s, i, Batch)) continue;
+            const std::uint32_t side = side_[j][i & 1];
+            const float2 c = consts_[group * Batch + dot_[j].batch_of(s, i)];
             const float scale = detail::bf16_bits_to_float(side & 0xffffu);
             const float bias = detail::bf16_bits_to_float(side >> 16);
-            acc_[s][i] = fmaf(scale, dot_[w].d[s][i] - c.x, fmaf(bias, c.y, acc_[s][i]));
+            acc_[h][s][i] = fmaf(scale, dot_[j].d[s][i] - c.x, fmaf(bias, c.y, acc_[h][s][i]));
           }
-        dot_[w].zero();
+        dot_[j].zero();
       }
     }
   }
@@ -242,21 +285,23 @@ class fused_gemv_sink {
   ECQ_DEVICE ECQ_FORCEINLINE void end_tile(std::uint32_t item) {
     if (item + 1 < last_ && tiles_.tile((item + 1) * Ways).row == tile_[0].row) return;
     ECQ_PRAGMA_UNROLL
-    for (int s = 0; s < sets; ++s)
+    for (int h = 0; h < StatesPerLane; ++h)
       ECQ_PRAGMA_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        float v = acc_[s][i];
-        if constexpr (!grouped) {
-          ECQ_PRAGMA_UNROLL
-          for (int w = 0; w < Ways; ++w) v += dot_[w].d[s][i];
+      for (int s = 0; s < sets; ++s)
+        ECQ_PRAGMA_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          float v = acc_[h][s][i];
+          if constexpr (!grouped) {
+            ECQ_PRAGMA_UNROLL
+            for (int w = 0; w < Ways; ++w) v += dot_[w * StatesPerLane + h].d[s][i];
+          }
+          if (dot_[0].holds(s, i, Batch))
+            atomicAdd(y_ + dot_[0].batch_of(s, i) * rows_ + tile_[0].row + 32u * h + dot_[0].row_of(i), v);
+          acc_[h][s][i] = 0.0f;
         }
-        if (dot_[0].holds(s, i, Batch))
-          atomicAdd(y_ + dot_[0].batch_of(s, i) * rows_ + tile_[0].row + dot_[0].row_of(i), v);
-        acc_[s][i] = 0.0f;
-      }
     if constexpr (!grouped) {
       ECQ_PRAGMA_UNROLL
-      for (int w = 0; w < Ways; ++w) dot_[w].zero();
+      for (int j = 0; j < state_sets; ++j) dot_[j].zero();
     }
   }
 
@@ -269,11 +314,11 @@ class fused_gemv_sink {
   std::uint32_t rows_;
   gemv_tile tile_[Ways] = {};
   const uint4* act_block_[Ways] = {};
-  raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles> raw_[Ways];
-  std::uint32_t side_[Ways][2] = {};
-  std::uint32_t b0_[Ways] = {};
-  warp_row_dot<Batch> dot_[Ways];
-  float acc_[sets][4];
+  raw_type raw_[state_sets];
+  std::uint32_t side_[state_sets][2] = {};
+  std::uint32_t b0_[state_sets] = {};
+  warp_row_dot<Batch> dot_[state_sets];
+  float acc_[StatesPerLane][sets][4];
 };
 
 /// @tparam BlockWarps   warps per block
@@ -363,7 +408,9 @@ class block_fused_gemv {
   /// the row sums to y[b * rows + row]. Whole warp.
   template <class Tiles>
   ECQ_DEVICE void run(const Tiles& tiles, std::uint32_t first, std::uint32_t last, float* y, std::uint32_t rows) {
-    fused_gemv_sink<Dequant, Batch, WarpDecoder::rounds_per_block, WarpDecoder::ways, Tiles> sink(
+    fused_gemv_sink<Dequant, Batch, WarpDecoder::rounds_per_block, WarpDecoder::ways, Tiles,
+                    WarpDecoder::states_per_lane>
+        sink(
         tiles, first, last, act_, consts_, y, rows);
     decoder_type(storage_).decode(tiles, first, last, sink);
   }

@@ -1,16 +1,19 @@
 // ecq/warp_decode.cuh — READ ME FIRST
 //
-// Warp-level decoding of N = 32 interleaved rANS streams (CUDA only). One
-// warp decodes one stream at a time; lane j owns state j, so with the
-// container's tile layout (ecq/tensor_view.hpp: symbol index c * 32 + r) lane
-// r decodes row r of a 32-row tile and every round of 32 symbols is one
-// symbol column, shared by all lanes.
+// Warp-level decoding of N = 32 or N = 64 interleaved rANS streams (CUDA
+// only). One warp decodes one stream at a time; lane j owns state j (and
+// state j + 32 when N = 64), so with the container's tile layout
+// (ecq/tensor_view.hpp: symbol index c * N + r) lane r decodes row r (and
+// row r + 32) of an N-row tile and every round of N symbols is one symbol
+// column, shared by all lanes.
 //
 // The stream is the core format (ecq/interleaved_rans.hpp), rans32x16 only:
-// 32 initial states (64 words), then the renormalisation words in decode
-// order. After a round, the lanes whose state fell below L take the next
-// words in lane order: a ballot of "needs a word" and a popcount of the
-// lanes below give each lane its word, one at most (ScaleBits <= 16).
+// N initial states (2N words), then the renormalisation words in decode
+// order. After a round, the states that fell below L take the next words in
+// state order: a ballot of "needs a word" and a popcount of the lanes below
+// give each lane its word, one at most per state (ScaleBits <= 16). With
+// N = 64 a lane's two states form independent dependency chains, which is
+// how one warp hides the latency of a round (docs/cuda-notes.md, v8).
 //
 // Pieces, each a template argument of warp_decoder:
 //   Params      rans32x16<S>.
@@ -159,19 +162,27 @@ struct packed_entry_policy {
 /// @tparam RingWords       ring size, a power of two >= lookahead + 256
 /// @tparam RoundsPerBlock  rounds decoded between two prepare() calls
 /// @tparam Depth           blocks a copy has to land (latency hiding)
-template <int RingWords, int RoundsPerBlock, int Depth = 1>
+/// @tparam States          interleaved states of a stream: 32, or 64 when
+///                         every lane owns two (warp_decoder's StatesPerLane)
+template <int RingWords, int RoundsPerBlock, int Depth = 1, int States = 32>
 class staged_words {
  public:
   static constexpr int rounds_per_block = RoundsPerBlock;
-  /// The most a block can consume: every lane a word every round, plus a
-  /// stream start (64 state words) and the skip to the next 16-byte boundary.
-  static constexpr std::uint32_t block_words = std::uint32_t(RoundsPerBlock) * 32 + 64 + 8;
+  static constexpr int states = States;
+  /// The most one prepare() period can consume: a block in which every state
+  /// takes a word every round plus the skip to the next 16-byte boundary
+  /// (at most 7 words), or a stream start (2 words per state). Each state
+  /// takes at most one word per round whatever the stream holds, so this
+  /// bound holds for corrupt streams too.
+  static constexpr std::uint32_t block_words =
+      std::uint32_t(RoundsPerBlock > 2 ? RoundsPerBlock : 2) * std::uint32_t(States) + 8;
   static constexpr std::uint32_t lookahead = std::uint32_t(Depth + 1) * block_words;
   /// Reads within a block reach at most this far past the block's start.
   static constexpr std::uint32_t mirror_words = (block_words + 7) & ~7u;
   static_assert(RingWords > 0 && (RingWords & (RingWords - 1)) == 0, "RingWords must be a power of two");
   static_assert(RoundsPerBlock >= 2 && RoundsPerBlock <= 64, "RoundsPerBlock must be in [2, 64]");
   static_assert(Depth >= 1 && Depth <= 6, "Depth must be in [1, 6]");
+  static_assert(States == 32 || States == 64, "a stream has 32 or 64 states");
   static_assert(std::uint32_t(RingWords) >= lookahead + 256,
                 "RingWords must hold the lookahead plus one 512-byte warp copy");
 
@@ -214,13 +225,13 @@ class staged_words {
     __syncwarp();
   }
 
-  /// Lane j's initial state (the stream's words 2j, 2j+1) at a stream start.
-  ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t initial_state(std::uint32_t lane) const {
+  /// Initial state j (the stream's words 2j, 2j+1) at a stream start.
+  ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t initial_state(std::uint32_t j) const {
     std::uint32_t x;
-    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(x) : "r"(cur_ + 4 * lane));
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(x) : "r"(cur_ + 4 * j));
     return x;
   }
-  /// The word `pos` places after the next unread one (pos <= 32). Volatile,
+  /// The word `pos` places after the next unread one (pos <= States). Volatile,
   /// so that the compiler neither moves it across prepare() nor sinks it
   /// into a branch: every lane loads, and the state merge is a select.
   ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t word(std::uint32_t pos) const {
@@ -294,24 +305,32 @@ struct way_streams {
   }
 };
 
-/// Decodes a sequence of 32-lane streams, one warp; lane j owns state j of
-/// each stream. With Ways > 1 the warp decodes Ways streams in lockstep
-/// (work item i = streams i * Ways + w, w < Ways, each with its own ring):
-/// their dependency chains interleave, which hides the latency of a round
-/// (two dependent shared-memory loads, a vote and a popcount) without more
-/// warps.
-/// @tparam Params    rans32x16<S> (32-bit states, 16-bit words, one word per round at most)
-/// @tparam Entry     narrow_entry_policy or packed_entry_policy<SymbolBits>
-/// @tparam Replicas  table copies in shared memory (entry of slot s, copy k at s * Replicas + k)
-/// @tparam Words     staged_words<...>
-/// @tparam Ways      streams decoded at once (1..4); items must have equal rounds
-template <class Params, class Entry, int Replicas, class Words, int Ways = 1>
+/// Decodes a sequence of streams, one warp. With StatesPerLane = 1 a stream
+/// has 32 states and lane j owns state j (row j of a 32-row tile). With
+/// StatesPerLane = 2 a stream has 64 states (a 64-row tile, the container's
+/// N = 64) and lane j owns states j and j + 32 (rows j and j + 32): the two
+/// states' chains are independent, so one warp overlaps two rounds'
+/// latencies while sharing the ring, the activations and the per-block work.
+/// With Ways > 1 the warp instead decodes Ways streams in lockstep (work
+/// item i = streams i * Ways + w, w < Ways, each with its own ring).
+/// After round k of state set j (j = w * StatesPerLane + h, h the lane's
+/// state: rows h * 32 + lane) the sink gets step(k, j, entry).
+/// @tparam Params         rans32x16<S> (32-bit states, 16-bit words, one word per round at most)
+/// @tparam Entry          narrow_entry_policy or packed_entry_policy<SymbolBits>
+/// @tparam Replicas       table copies in shared memory (entry of slot s, copy k at s * Replicas + k)
+/// @tparam Words          staged_words<..., States = 32 * StatesPerLane>
+/// @tparam Ways           streams decoded at once (1..4); items must have equal rounds
+/// @tparam StatesPerLane  1 or 2 (only with Ways = 1)
+template <class Params, class Entry, int Replicas, class Words, int Ways = 1, int StatesPerLane = 1>
 class warp_decoder {
   static_assert(Params::state_bits == 32 && Params::word_bits == 16, "warp_decoder decodes rans32x16 streams");
   static_assert(Params::max_words_per_symbol == 1, "one renormalisation word per round at most (ScaleBits <= 16)");
   static_assert(Replicas == 1 || Replicas == 2 || Replicas == 4 || Replicas == 8 || Replicas == 16 || Replicas == 32,
                 "Replicas must be a power of two in [1, 32]");
   static_assert(Ways >= 1 && Ways <= 4, "Ways must be in [1, 4]");
+  static_assert(StatesPerLane == 1 || StatesPerLane == 2, "StatesPerLane must be 1 or 2");
+  static_assert(StatesPerLane == 1 || Ways == 1, "two states per lane decode one stream at a time");
+  static_assert(Words::states == 32 * StatesPerLane, "the word source must be sized for 32 * StatesPerLane states");
 
  public:
   using params = Params;
@@ -322,6 +341,11 @@ class warp_decoder {
   static constexpr int rounds_per_block = Words::rounds_per_block;
   static constexpr int replicas = Replicas;
   static constexpr int ways = Ways;
+  static constexpr int states_per_lane = StatesPerLane;
+  /// Rows of a stream's tile: 32 * StatesPerLane.
+  static constexpr int tile_rows = 32 * StatesPerLane;
+  /// Sink state sets: Ways * StatesPerLane.
+  static constexpr int state_sets = Ways * StatesPerLane;
   /// 32-bit entries a block's shared-memory table holds.
   static constexpr std::uint32_t table_entries = (std::uint32_t(1) << Params::scale_bits) * Replicas;
 
@@ -347,14 +371,16 @@ class warp_decoder {
     for (int w = 0; w < Ways; ++w) {
       words_[w].prepare(way_streams<Streams, Ways>{streams, std::uint32_t(w)});
       stream_start_[w] = words_[w].position();
-      x_[w] = words_[w].initial_state(detail::lane_id());
-      words_[w].consume(64);
+      ECQ_PRAGMA_UNROLL
+      for (int h = 0; h < StatesPerLane; ++h) x_[w][h] = words_[w].initial_state(detail::lane_id() + 32u * h);
+      words_[w].consume(64 * StatesPerLane);
     }
   }
 
   /// Decodes rounds_per_block rounds of every way; after round k (0-based,
-  /// a compile-time constant after unrolling) of way w calls
-  /// sink.step(k, w, entry) with this lane's table entry. Whole warp.
+  /// a compile-time constant after unrolling) calls sink.step(k, j, entry)
+  /// with this lane's table entry of state set j (see the class comment).
+  /// Whole warp.
   template <class Streams, class Sink>
   ECQ_DEVICE ECQ_FORCEINLINE void decode_block(const Streams& streams, Sink& sink) {
     ECQ_PRAGMA_UNROLL
@@ -362,7 +388,12 @@ class warp_decoder {
     ECQ_PRAGMA_UNROLL
     for (int k = 0; k < rounds_per_block; ++k) {
       ECQ_PRAGMA_UNROLL
-      for (int w = 0; w < Ways; ++w) sink.step(k, w, round(w));
+      for (int w = 0; w < Ways; ++w) {
+        std::uint32_t e[StatesPerLane];
+        round(w, e);
+        ECQ_PRAGMA_UNROLL
+        for (int h = 0; h < StatesPerLane; ++h) sink.step(k, w * StatesPerLane + h, e[h]);
+      }
     }
   }
 
@@ -374,34 +405,48 @@ class warp_decoder {
       words_[w].skip_to(stream_start_[w], streams(item * std::uint32_t(Ways) + std::uint32_t(w)).num_words);
   }
 
-  /// This lane's state of way w (every state equals L after a valid stream).
-  ECQ_DEVICE std::uint32_t state(int w = 0) const { return x_[w]; }
+  /// This lane's state h of way w (every state equals L after a valid stream).
+  ECQ_DEVICE std::uint32_t state(int w = 0, int h = 0) const { return x_[w][h]; }
 
  private:
-  /// One round of way w: table lookup, state advance, renormalisation.
-  ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t round(int w) {
-    std::uint32_t slot, e;
-    // The mask in PTX keeps the compiler from rewriting (x & m) * 4 as
-    // (x << 2) & (m << 2) plus an add: LOP3 + LEA instead of three.
-    asm("and.b32 %0, %1, %2;\n" : "=r"(slot) : "r"(x_[w]), "n"(Params::slot_mask));
-    asm("ld.shared.u32 %0, [%1];\n" : "=r"(e) : "r"(table_ + slot * (4 * Replicas)));
-    std::uint32_t x = Entry::template advance<Params>(x_[w], e);
-    const bool need = x < Params::lower_bound;
-    const std::uint32_t wanting = __ballot_sync(0xffffffffu, need);
+  /// One round of way w: table lookups, state advances, renormalisation.
+  /// The StatesPerLane chains only meet in the word positions: state set h
+  /// takes its words after every lane of the sets below it.
+  ECQ_DEVICE ECQ_FORCEINLINE void round(int w, std::uint32_t (&e)[StatesPerLane]) {
+    std::uint32_t x[StatesPerLane], wanting[StatesPerLane];
+    bool need[StatesPerLane];
+    ECQ_PRAGMA_UNROLL
+    for (int h = 0; h < StatesPerLane; ++h) {
+      std::uint32_t slot;
+      // The mask in PTX keeps the compiler from rewriting (x & m) * 4 as
+      // (x << 2) & (m << 2) plus an add: LOP3 + LEA instead of three.
+      asm("and.b32 %0, %1, %2;\n" : "=r"(slot) : "r"(x_[w][h]), "n"(Params::slot_mask));
+      asm("ld.shared.u32 %0, [%1];\n" : "=r"(e[h]) : "r"(table_ + slot * (4 * Replicas)));
+    }
+    ECQ_PRAGMA_UNROLL
+    for (int h = 0; h < StatesPerLane; ++h) {
+      x[h] = Entry::template advance<Params>(x_[w][h], e[h]);
+      need[h] = x[h] < Params::lower_bound;
+      wanting[h] = __ballot_sync(0xffffffffu, need[h]);
+    }
     // wanting * 2^(32 - lane) keeps the bits of the lanes below this one (an
     // IMAD instead of a LOP3 with %lanemask_lt: the ALU pipe is the busy one).
     // Every lane reads (a landed slot at most one past the round's words),
     // so the merge is a select, not a branch.
-    const std::uint32_t word = words_[w].word(__popc(wanting * below_));
-    x_[w] = need ? x * 65536u + word : x;  // (x << 16) | word
-    words_[w].consume(__popc(wanting));
-    return e;
+    std::uint32_t before = 0;
+    ECQ_PRAGMA_UNROLL
+    for (int h = 0; h < StatesPerLane; ++h) {
+      const std::uint32_t word = words_[w].word(before + __popc(wanting[h] * below_));
+      x_[w][h] = need[h] ? x[h] * 65536u + word : x[h];  // (x << 16) | word
+      before += __popc(wanting[h]);
+    }
+    words_[w].consume(before);
   }
 
   Words words_[Ways];
   std::uint32_t table_;  // shared-window address of this lane's replica of slot 0
   std::uint32_t below_;  // 2^(32 - lane), 0 for lane 0
-  std::uint32_t x_[Ways] = {};
+  std::uint32_t x_[Ways][StatesPerLane] = {};
   std::uint32_t stream_start_[Ways] = {};
 };
 

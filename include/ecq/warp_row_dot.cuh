@@ -118,13 +118,18 @@ class warp_row_dot {
   }
 
   /// D += A(loaded quad) x B for the quad's four columns of every row.
-  ECQ_DEVICE ECQ_FORCEINLINE void mma(std::uint32_t b0, std::uint32_t b1) {
+  ECQ_DEVICE ECQ_FORCEINLINE void mma(std::uint32_t b0, std::uint32_t b1) { mma(b0, b1, *this); }
+
+  /// D += A x B with the A registers `a` loaded (another accumulator set of
+  /// the same lanes, e.g. the other 32 rows of a 64-row tile, whose columns
+  /// are the same): one activation load serves both.
+  ECQ_DEVICE ECQ_FORCEINLINE void mma(std::uint32_t b0, std::uint32_t b1, const warp_row_dot& a) {
     ECQ_PRAGMA_UNROLL
     for (int s = 0; s < sets; ++s) {
       asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
           "{%0,%1,%2,%3};\n"
           : "+f"(d[s][0]), "+f"(d[s][1]), "+f"(d[s][2]), "+f"(d[s][3])
-          : "r"(a_[s][0]), "r"(a_[s][1]), "r"(a_[s][2]), "r"(a_[s][3]), "r"(b0), "r"(b1));
+          : "r"(a.a_[s][0]), "r"(a.a_[s][1]), "r"(a.a_[s][2]), "r"(a.a_[s][3]), "r"(b0), "r"(b1));
     }
   }
 
