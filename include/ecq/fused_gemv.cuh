@@ -1,15 +1,17 @@
 // ecq/fused_gemv.cuh — READ ME FIRST
 //
 // The fused decode -> dequantise -> dot collective (CUDA only): y += W x for
-// a weight matrix stored as entropy-coded 32-row tiles, without writing a
-// weight anywhere. Per warp, every round of the decoder (ecq/warp_decode.cuh)
-// gives each lane one symbol of its row; the Dequant policy
+// a weight matrix stored as entropy-coded 32-row tiles (64-row tiles with a
+// decoder of two states per lane), without writing a weight anywhere. Per
+// warp, every round of the decoder (ecq/warp_decode.cuh) gives each lane one
+// symbol of each of its rows; the Dequant policy
 // (ecq/gemv_dequant.cuh) turns it into bf16 B fragments and warp_row_dot
 // (ecq/warp_row_dot.cuh) feeds them to the tensor cores with the
 // activations, which the block stages once in shared memory.
 //
 // Work items. The caller describes streams (one container block each: a
-// tile of 32 rows x a chunk of columns) with a Tiles functor:
+// tile of WarpDecoder::tile_rows rows x a chunk of columns) with a Tiles
+// functor:
 //     tile_stream_view operator()(std::uint32_t stream) const;   // the stream
 //     gemv_tile tile(std::uint32_t stream) const;                // the rest
 // A work item is WarpDecoder::ways consecutive streams, which must be chunks

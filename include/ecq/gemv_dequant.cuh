@@ -7,9 +7,9 @@
 //
 // Both keep everything the symbol alone determines in the narrow entry's
 // 16-bit payload, already at the bit positions of the fragment, and the raw
-// bits of each lane in a "kernel layout": units of 8 rounds, one per lane,
-// 32 lanes contiguous (one coalesced warp load of 32 * unit_words words),
-// unit after unit along the item. Within a unit the bits sit where the
+// bits of each row in a "kernel layout": units of 8 rounds, one per row, the
+// tile's rows contiguous (32 or 64: one coalesced warp load of 32 *
+// unit_words words per row set), unit after unit along the item. Within a unit the bits sit where the
 // fragment needs them, so a round costs a shift and two LOP3s per register.
 //
 // bf16_pair_dequant (lossless bf16, two weights per symbol)
