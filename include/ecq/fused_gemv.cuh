@@ -196,7 +196,7 @@ class fused_gemv_sink {
   static constexpr bool grouped = Dequant::group_size != 0;
   static constexpr int blocks_per_group = grouped ? Dequant::group_size / (W * Rounds) : 1;
   static constexpr int sets = warp_row_dot<Batch>::sets;
-  static constexpr int state_sets = Ways * StatesPerLane;
+  static constexpr int state_sets = Ways * StatesPerLane;  // see warp_decoder
   static constexpr int tile_rows = 32 * StatesPerLane;
   using raw_type = raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles, tile_rows>;
   static_assert(W == 2 || W == 4, "a dequantiser yields 2 or 4 weights per round");

@@ -12,8 +12,10 @@
 // order. After a round, the states that fell below L take the next words in
 // state order: a ballot of "needs a word" and a popcount of the lanes below
 // give each lane its word, one at most per state (ScaleBits <= 16). With
-// N = 64 a lane's two states form independent dependency chains, which is
-// how one warp hides the latency of a round (docs/cuda-notes.md, v8).
+// N = 64 a lane's two states form independent dependency chains, so one
+// warp overlaps two rounds' latencies; on the H100 the fused GEMV kernels
+// are issue-bound and do not gain from it (docs/cuda-notes.md, v8), but it
+// decodes containers written with N = 64 as they are.
 //
 // Pieces, each a template argument of warp_decoder:
 //   Params      rans32x16<S>.
@@ -344,8 +346,6 @@ class warp_decoder {
   static constexpr int states_per_lane = StatesPerLane;
   /// Rows of a stream's tile: 32 * StatesPerLane.
   static constexpr int tile_rows = 32 * StatesPerLane;
-  /// Sink state sets: Ways * StatesPerLane.
-  static constexpr int state_sets = Ways * StatesPerLane;
   /// 32-bit entries a block's shared-memory table holds.
   static constexpr std::uint32_t table_entries = (std::uint32_t(1) << Params::scale_bits) * Replicas;
 
