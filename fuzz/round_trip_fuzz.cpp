@@ -24,6 +24,7 @@
 #include <ecq/frequency_table.hpp>
 
 #include "fuzz_check.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -82,14 +83,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.chunk_symbols = chunk;
   o.frequencies = freqs.data();
   ecq::encoded_tensor t;
-  ECQ_FUZZ_CHECK(ecq::encoded_tensor::encode(symbols.data(), d, o, &t) == ecq::status::ok);
+  ECQ_FUZZ_CHECK(ecq_test::encode(symbols.data(), d, o, &t) == ecq::status::ok);
   ecq::encoded_tensor opened;
   ECQ_FUZZ_CHECK(ecq::encoded_tensor::open(t.data(), t.size(), &opened) == ecq::status::ok);
   std::vector<std::uint16_t> out(symbols.size());
-  ECQ_FUZZ_CHECK(opened.decode_checked(out.data(), out.size()) == ecq::status::ok);
+  ECQ_FUZZ_CHECK(ecq_test::decode_checked(opened, out.data(), out.size()) == ecq::status::ok);
   ECQ_FUZZ_CHECK(out == symbols);
   std::vector<std::uint16_t> fast(symbols.size());
-  opened.decode(fast.data());
+  ecq_test::decode(opened, fast.data());
   ECQ_FUZZ_CHECK(fast == symbols);
   return 0;
 }

@@ -22,6 +22,7 @@
 #include <ecq/schemes/scheme.hpp>
 
 #include "fuzz_check.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -65,7 +66,7 @@ void check_ecq_file(const std::uint8_t* data, std::size_t size) {
     ecq::encoded_tensor e;
     if (r.open_tensor(i, &e, ecq::open_options{false}) != ecq::status::ok) continue;
     std::vector<float> w;
-    if (ecq::decode_and_dequantize(e, &w, std::uint64_t(1) << 18) != ecq::status::ok) continue;
+    if (ecq_test::decode_and_dequantize(e, &w, std::uint64_t(1) << 18) != ecq::status::ok) continue;
     ECQ_FUZZ_CHECK(w.size() == e.geometry().rows * e.geometry().cols);
   }
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "schemes_test_weights.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -49,8 +50,8 @@ encoded make(const ecq_test::test_tensor& t, const std::string& scheme, layout l
   o.lanes = l.lanes;
   o.tile_rows = l.tile_rows;
   o.chunk_symbols = std::min<std::uint64_t>(l.chunk_symbols, r.q.symbols_per_row);
-  EXPECT_EQ(ecq::encode_quantized(r.q, o, &r.e), status::ok) << scheme;
-  EXPECT_EQ(ecq::decode_and_dequantize(r.e, &r.w), status::ok);
+  EXPECT_EQ(ecq_test::encode_quantized(r.q, o, &r.e), status::ok) << scheme;
+  EXPECT_EQ(ecq_test::decode_and_dequantize(r.e, &r.w), status::ok);
   return r;
 }
 
@@ -156,7 +157,7 @@ TEST(FusedDot, IntegerPathIsExact) {
       ASSERT_EQ(ecq::make_code_dequantizer(ecq::container_sections{&v}, ecq::geometry_of(v.geometry), &dq), status::ok);
       std::vector<int> codes(t.rows * t.cols);
       std::vector<std::uint16_t> symbols(t.rows * m.q.symbols_per_row);
-      ASSERT_EQ(m.e.decode_checked(symbols.data(), symbols.size()), status::ok);
+      ASSERT_EQ(ecq_test::decode_checked(m.e, symbols.data(), symbols.size()), status::ok);
       ecq::dequantize_tensor(dq, symbols.data(), t.rows, t.cols, m.q.symbols_per_row, codes.data());
       std::vector<std::int64_t> y(t.rows, -1);
       const status st = ecq::fused_gemv_with<P12, 32>(v, dq, x.data(), y.data(), 0, v.geometry.num_tiles(),

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "schemes_test_weights.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -25,7 +26,7 @@ ecq::encoded_tensor encode(const ecq_test::test_tensor& t, const char* scheme) {
   ecq::quantized_tensor q;
   EXPECT_EQ(ecq::quantize(spec, t.w.data(), t.rows, t.cols, &q), status::ok);
   ecq::encoded_tensor e;
-  EXPECT_EQ(ecq::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::storage), &e), status::ok);
+  EXPECT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::storage), &e), status::ok);
   return e;
 }
 

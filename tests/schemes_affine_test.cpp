@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schemes_test_weights.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -263,11 +264,11 @@ TEST(Affine, PackedMlxTensorReencodesLosslesslyThroughTheContainer) {
     ecq::quantized_tensor q;
     ASSERT_EQ(ecq::affine_from_codes(unpacked.data(), t.rows, t.cols, scales, biases, p, &q), status::ok);
     ecq::encoded_tensor e;
-    ASSERT_EQ(ecq::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::storage), &e), status::ok);
+    ASSERT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::storage), &e), status::ok);
     ecq::encoded_tensor opened;
     ASSERT_EQ(ecq::encoded_tensor::open(e.data(), e.size(), &opened), status::ok);
     std::vector<std::uint16_t> symbols(q.symbols.size());
-    ASSERT_EQ(opened.decode_checked(symbols.data(), symbols.size()), status::ok);
+    ASSERT_EQ(ecq_test::decode_checked(opened, symbols.data(), symbols.size()), status::ok);
     ecq::quantized_tensor decoded = q;  // geometry and side data as stored in the container
     decoded.symbols = symbols;
     const auto v = opened.view();
