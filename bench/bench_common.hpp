@@ -2,7 +2,7 @@
 //
 // What every ecq benchmark shares: deterministic synthetic inputs, coding
 // them with the library, and the machine description printed in the
-// benchmark context (STYLE.md rule 12: say what machine the numbers are from).
+// benchmark context (a number means nothing without the machine it came from).
 //
 // Synthetic data: a quantised Gaussian over an alphabet of A symbols with
 // standard deviation A / 5 (clamped to the alphabet). For A = 256 this has an

@@ -1,6 +1,6 @@
 // Replay driver for ecq's fuzz targets: linked with fuzz/<name>_fuzz.cpp into replay_<name>, so that every
 // fuzz target also runs, with any compiler and under ctest, as a plain program over a saved corpus
-// (fmt / zstd convention; STYLE.md rule 13).
+// (the fmt / zstd convention: a corpus that once found a bug keeps testing for it).
 //
 // Read me first:
 // - Usage: replay_<name> PATH...   Each PATH is a file or a directory; directories are walked recursively, and
