@@ -459,7 +459,6 @@ int cmd_pack(const std::vector<std::string>& args) {
     if (!ecq::converts_to_float(t.dtype))
       fail("tensor \"" + t.name + "\" has dtype " + ecq::dtype_name(t.dtype) +
            "; ecq packs F32, F16, BF16, F64, I8 and I16 tensors");
-    if (t.elements() == 0) fail("tensor \"" + t.name + "\" has no elements; the container needs at least one");
   }
   std::uint64_t total = 0, bytes = 0;
   for (const auto& t : f.st.tensors()) total += t.elements();
@@ -471,10 +470,16 @@ int cmd_pack(const std::vector<std::string>& args) {
     if (progress)
       std::fprintf(stderr, "[%zu/%zu] %s (%llu weights)\n", index, f.st.tensors().size(), t.name.c_str(),
                    static_cast<unsigned long long>(t.elements()));
+    status s;
+    if (t.elements() == 0) {  // kept with its name, shape and dtype; no container
+      if ((s = out.add_empty(t.name, t.dtype, t.shape)) != status::ok)
+        fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+      continue;
+    }
     std::vector<float> w;
     ecq::to_float(t, f.st.data(t), &w);
     ecq::quantized_tensor q;
-    status s = quantize_tensor(spec, f.st, t, w, &q);
+    s = quantize_tensor(spec, f.st, t, w, &q);
     if (s != status::ok) fail("tensor \"" + t.name + "\": cannot quantise with " + spec.name() + " (" +
                               ecq::status_string(s) + ")");
     ecq::encoded_tensor e;
@@ -518,8 +523,16 @@ int cmd_unpack(const std::vector<std::string>& args) {
   ecq::safetensors_writer w;
   for (std::size_t i = 0; i < r.tensors().size(); ++i) {
     const ecq::ecq_file_tensor& t = r.tensors()[i];
+    status s;
+    if (t.elements() == 0) {  // no container; auto: the source dtype where unpack can write it, else float32
+      ecq::tensor_dtype out = ecq::tensor_dtype::f32;
+      if (dtype == "BF16" || (dtype == "auto" && t.source_dtype == ecq::tensor_dtype::bf16)) out = ecq::tensor_dtype::bf16;
+      if (dtype == "F16" || (dtype == "auto" && t.source_dtype == ecq::tensor_dtype::f16)) out = ecq::tensor_dtype::f16;
+      if ((s = w.add(t.name, out, t.shape, {})) != status::ok) fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+      continue;
+    }
     ecq::encoded_tensor e;
-    status s = r.open_tensor(i, &e);
+    s = r.open_tensor(i, &e);
     std::vector<float> v;
     if (s == status::ok) s = ecq::decode_and_dequantize(e, &v);
     if (s != status::ok) fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
@@ -559,6 +572,7 @@ int cmd_verify(const std::vector<std::string>& args) {
   std::uint64_t weights = 0;
   for (std::size_t i = 0; i < r.tensors().size(); ++i) {
     const ecq::ecq_file_tensor& t = r.tensors()[i];
+    if (t.elements() == 0) continue;  // nothing to check: the reader has checked it has no container
     ecq::encoded_tensor e;
     status s = r.open_tensor(i, &e);
     std::vector<float> v;
@@ -592,6 +606,7 @@ int self_test() {
   std::memcpy(bb.data(), b.data(), bb.size());
   w.add("layer.weight", ecq::tensor_dtype::f32, {96, 80}, ab);
   w.add("layer.bias", ecq::tensor_dtype::f32, {50}, bb);
+  w.add("layer.unused", ecq::tensor_dtype::bf16, {0, 80}, {});  // empty tensors pass through
   const std::string in = (dir / "in.safetensors").string();
   if (ecq::write_file_bytes(in, w.serialize()) != status::ok) fail("self-test: cannot write " + in);
   int failures = 0;
@@ -617,6 +632,12 @@ int self_test() {
         ++failures;
         std::printf("self-test: %s, %s: unpacked values differ from the quantiser's\n", scheme, tt.name.c_str());
       }
+    }
+    const auto& empty = f.st.tensors()[2];
+    if (empty.name != "layer.unused" || empty.dtype != ecq::tensor_dtype::bf16 ||
+        empty.shape != std::vector<std::uint64_t>{0, 80}) {
+      ++failures;
+      std::printf("self-test: %s: the empty tensor did not come back as it went in\n", scheme);
     }
   }
   fs::remove_all(dir);

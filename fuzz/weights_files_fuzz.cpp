@@ -8,7 +8,8 @@
 //     with the size its shape and dtype give; writing the parsed tensors
 //     back and parsing again gives the same names, dtypes, shapes and bytes;
 //     to_float succeeds exactly for the convertible dtypes;
-//   * an accepted .ecq file has every container inside the input; opening
+//   * an accepted .ecq file has every container inside the input, and a
+//     container exactly for the tensors with elements; opening
 //     and decoding each (checked, at most 2^18 weights) returns a status and,
 //     on success, exactly rows * cols values.
 #include <cstddef>
@@ -63,6 +64,7 @@ void check_ecq_file(const std::uint8_t* data, std::size_t size) {
   for (std::size_t i = 0; i < r.tensors().size(); ++i) {
     const auto& t = r.tensors()[i];
     ECQ_FUZZ_CHECK(t.offset % 16 == 0 && t.offset <= size && t.size <= size - t.offset);
+    ECQ_FUZZ_CHECK((t.elements() == 0) == (t.size == 0));
     ecq::encoded_tensor e;
     if (r.open_tensor(i, &e, ecq::open_options{false}) != ecq::status::ok) continue;
     std::vector<float> w;

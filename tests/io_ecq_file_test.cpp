@@ -1,7 +1,8 @@
 // Tests for include/ecq/io/ecq_file.hpp: writer -> reader round trips
 // (names, dtypes, shapes of any rank, metadata, container bytes and their
-// 16-byte alignment), frozen header layout, and rejection of malformed
-// files: every truncation, random flips (never a crash), hand-made cases.
+// 16-byte alignment, empty tensors without a container), frozen header
+// layout, and rejection of malformed files: every truncation, random flips
+// (never a crash), hand-made cases.
 #include <ecq/io/ecq_file.hpp>
 #include <ecq/schemes/scheme.hpp>
 
@@ -41,6 +42,14 @@ std::vector<std::uint8_t> sample(ecq::encoded_tensor* a_out = nullptr) {
   const auto bytes = w.serialize();
   EXPECT_EQ(w.wrapper_bytes(), bytes.size() - a.size() - b.size());
   return bytes;
+}
+
+/// Recomputes the directory checksum after an edit of the directory.
+std::vector<std::uint8_t> reseal(std::vector<std::uint8_t> b) {
+  const std::uint64_t dir = ecq::detail::load_le64(b.data() + 16);
+  const std::uint64_t h = ecq::xxh64(b.data() + 32, std::size_t(dir));
+  for (int k = 0; k < 8; ++k) b[24 + std::size_t(k)] = std::uint8_t(h >> (8 * k));
+  return b;
 }
 
 TEST(EcqFile, RoundTrips) {
@@ -121,13 +130,7 @@ TEST(EcqFile, MalformedFilesGiveTheDocumentedStatus) {
   EXPECT_EQ(reparse(with(8, 2)), status::unsupported_version);
   EXPECT_EQ(reparse(with(40, 'X')), status::checksum_mismatch);
   // Re-sealed directories with bad content.
-  auto resealed = [&](std::size_t at, std::uint8_t v) {
-    auto b = with(at, v);
-    const std::uint64_t dir = ecq::detail::load_le64(b.data() + 16);
-    const std::uint64_t h = ecq::xxh64(b.data() + 32, std::size_t(dir));
-    for (int k = 0; k < 8; ++k) b[24 + std::size_t(k)] = std::uint8_t(h >> (8 * k));
-    return b;
-  };
+  auto resealed = [&](std::size_t at, std::uint8_t v) { return reseal(with(at, v)); };
   EXPECT_EQ(reparse(resealed(44, 200)), status::corrupt_stream) << "unknown dtype";
   EXPECT_EQ(reparse(resealed(45, 9)), status::corrupt_stream) << "rank 9";
   EXPECT_EQ(reparse(resealed(32, 0)), status::corrupt_stream) << "empty name";
@@ -142,6 +145,62 @@ TEST(EcqFile, MalformedFilesGiveTheDocumentedStatus) {
   ASSERT_EQ(r.parse(b.data(), b.size()), status::ok);
   ecq::encoded_tensor e;
   EXPECT_EQ(r.open_tensor(0, &e), status::bad_shape);
+}
+
+TEST(EcqFile, EmptyTensorsHaveNoContainer) {
+  const auto a = encode(ecq_test::synthetic_tensor(6, 40, 1), "affine4-g32");
+  ecq::ecq_file_writer w;
+  ASSERT_EQ(w.add_empty("e", ecq::tensor_dtype::bf16, {0, 4}), status::ok);
+  ASSERT_EQ(w.add("a", ecq::tensor_dtype::f32, {6, 40}, a), status::ok);
+  ASSERT_EQ(w.add_empty("z", ecq::tensor_dtype::f16, {3, 0, 2}), status::ok);
+  const auto bytes = w.serialize();
+  EXPECT_EQ(w.wrapper_bytes(), bytes.size() - a.size());
+  ecq::ecq_file_reader r;
+  std::string error;
+  ASSERT_EQ(r.parse(bytes.data(), bytes.size(), &error), status::ok) << error;
+  ASSERT_EQ(r.tensors().size(), 3u);
+  for (std::size_t i : {0u, 2u}) {
+    EXPECT_EQ(r.tensors()[i].elements(), 0u);
+    EXPECT_EQ(r.tensors()[i].offset, 0u);
+    EXPECT_EQ(r.tensors()[i].size, 0u);
+    EXPECT_EQ(r.container_data(i), nullptr);
+    ecq::encoded_tensor e;
+    EXPECT_EQ(r.open_tensor(i, &e), status::invalid_argument);
+  }
+  EXPECT_THAT(r.tensors()[2].shape, ::testing::ElementsAre(3u, 0u, 2u));
+  EXPECT_EQ(r.tensors()[2].source_dtype, ecq::tensor_dtype::f16);
+  // The container area holds only "a", which ends the file.
+  EXPECT_EQ(r.tensors()[1].offset % 16, 0u);
+  EXPECT_EQ(r.tensors()[1].offset + r.tensors()[1].size, bytes.size());
+  ecq::encoded_tensor e;
+  ASSERT_EQ(r.open_tensor(1, &e), status::ok);
+  EXPECT_EQ(e.geometry().cols, 40u);
+
+  // Directory entry of "e": name length at 32, name 34, dtype 35, rank 36, dims 37..52, offset 53, size 61.
+  auto edited = [&](std::size_t at, std::uint8_t v) {
+    auto b = bytes;
+    b[at] = v;
+    return reseal(b);
+  };
+  auto b = edited(61, 1);
+  EXPECT_EQ(r.parse(b.data(), b.size(), &error), status::bad_offset);
+  EXPECT_THAT(error, ::testing::HasSubstr("empty tensor \"e\" has a container"));
+  b = edited(53, 16);
+  EXPECT_EQ(r.parse(b.data(), b.size(), &error), status::bad_offset);
+  EXPECT_THAT(error, ::testing::HasSubstr("empty tensor \"e\" has a container offset"));
+  b = edited(37, 1);  // shape 1 x 4
+  EXPECT_EQ(r.parse(b.data(), b.size(), &error), status::bad_offset);
+  EXPECT_THAT(error, ::testing::HasSubstr("tensor \"e\" has no container"));
+}
+
+TEST(EcqFile, WriterKeepsEmptyAndNonEmptyApart) {
+  ecq::ecq_file_writer w;
+  EXPECT_EQ(w.add_empty("x", ecq::tensor_dtype::f32, {2, 3}), status::invalid_argument) << "no zero dimension";
+  EXPECT_EQ(w.add_empty("x", ecq::tensor_dtype::f32, {}), status::invalid_argument) << "a scalar has one element";
+  EXPECT_EQ(w.add("x", ecq::tensor_dtype::f32, {0, 0}, ecq::encoded_tensor{}), status::invalid_argument)
+      << "no container";
+  EXPECT_EQ(w.add_empty("x", ecq::tensor_dtype::f32, {0}), status::ok);
+  EXPECT_EQ(w.add_empty("x", ecq::tensor_dtype::f32, {0}), status::invalid_argument) << "duplicate name";
 }
 
 }  // namespace

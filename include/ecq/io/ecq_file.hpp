@@ -21,6 +21,10 @@
 //               16 bytes; gaps are zero bytes; the file ends with the last
 //               container
 //
+// An empty tensor (a zero among its dimensions) has no container: its
+// offset and size are 0 and it takes no place in the container area. Every
+// other tensor has a container (size > 0).
+//
 // All integers little-endian. The shape is the tensor's own (any rank); its
 // container holds it as rows = product of all but the last dimension, cols =
 // the last dimension (1-D tensors: one row), which the reader checks.
@@ -32,6 +36,7 @@
 #ifndef ECQ_IO_ECQ_FILE_HPP
 #define ECQ_IO_ECQ_FILE_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -60,8 +65,16 @@ struct ecq_file_tensor {
   std::string name;
   tensor_dtype source_dtype = tensor_dtype::f32;
   std::vector<std::uint64_t> shape;
-  std::uint64_t offset = 0;  // of the container, from the start of the file
-  std::uint64_t size = 0;    // of the container
+  std::uint64_t offset = 0;  // of the container, from the start of the file (0: empty tensor)
+  std::uint64_t size = 0;    // of the container (0: empty tensor, no container)
+
+  /// @return the product of the dimensions (1 for rank 0). The reader has
+  ///         checked that it does not overflow.
+  std::uint64_t elements() const {
+    std::uint64_t n = 1;
+    for (std::uint64_t d : shape) n *= d;
+    return n;
+  }
 };
 
 /// Parsed .ecq file over bytes the caller keeps alive.
@@ -75,7 +88,8 @@ class ecq_file_reader {
   ///         empty or duplicate name, unknown dtype, rank above 8, shape
   ///         product overflow, bytes left over); status::bad_offset
   ///         (containers not where the layout puts them, non-zero gap bytes,
-  ///         bytes after the last container). `error` receives a message.
+  ///         bytes after the last container, an empty tensor with a
+  ///         container or a non-empty one without). `error` receives a message.
   status parse(const std::uint8_t* data, std::size_t size, std::string* error = nullptr) {
     tensors_.clear();
     metadata_.clear();
@@ -145,6 +159,14 @@ class ecq_file_reader {
     // Containers: each at the next multiple of 16, zero gaps, file ends after the last.
     std::uint64_t cursor = ecq_file_header_size + dir_size;
     for (const auto& t : tensors_) {
+      const bool empty = t.elements() == 0;
+      if (empty != (t.size == 0))
+        return fail(status::bad_offset, empty ? "empty tensor \"" + t.name + "\" has a container"
+                                              : "tensor \"" + t.name + "\" has no container");
+      if (empty) {
+        if (t.offset != 0) return fail(status::bad_offset, "empty tensor \"" + t.name + "\" has a container offset");
+        continue;
+      }
       const std::uint64_t at = detail::align_up(cursor, container_alignment);
       if (at > size) return fail(status::truncated, "container of \"" + t.name + "\" starts past the end");
       if (t.offset != at) return fail(status::bad_offset, "container of \"" + t.name + "\" is not where the layout puts it");
@@ -158,15 +180,19 @@ class ecq_file_reader {
 
   const std::vector<ecq_file_tensor>& tensors() const { return tensors_; }
   const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
-  /// @return the container bytes of tensor i (inside the caller's buffer).
-  const std::uint8_t* container_data(std::size_t i) const { return data_ + tensors_[i].offset; }
+  /// @return the container bytes of tensor i (inside the caller's buffer);
+  ///         nullptr for an empty tensor, which has none.
+  const std::uint8_t* container_data(std::size_t i) const {
+    return tensors_[i].size == 0 ? nullptr : data_ + tensors_[i].offset;
+  }
 
   /// CHECKED: opens tensor i's container (a copy, encoded_tensor::open) and
   /// checks that its rows and cols are those of the tensor's shape.
-  /// @return status::invalid_argument for i out of range; the status of
+  /// @return status::invalid_argument for i out of range or an empty tensor
+  ///         (no container: check elements() first); the status of
   ///         encoded_tensor::open; status::bad_shape if the shape disagrees.
   status open_tensor(std::size_t i, encoded_tensor* out, open_options o = {}) const {
-    if (i >= tensors_.size()) return status::invalid_argument;
+    if (i >= tensors_.size() || tensors_[i].size == 0) return status::invalid_argument;
     const status st = encoded_tensor::open(container_data(i), std::size_t(tensors_[i].size), out, o);
     if (st != status::ok) return st;
     const tensor_geometry& g = out->geometry();
@@ -193,17 +219,26 @@ class ecq_file_writer {
  public:
   /// Adds a tensor: its name, source dtype, shape and encoded container.
   /// @return status::ok; status::invalid_argument for an empty, over-long
-  ///         (> 65535 bytes) or duplicate name, or a rank above 8;
+  ///         (> 65535 bytes) or duplicate name, a rank above 8, or an
+  ///         encoded_tensor that holds no container;
   ///         status::bad_shape if the container's rows and cols are not the
   ///         shape's.
   status add(const std::string& name, tensor_dtype source_dtype, const std::vector<std::uint64_t>& shape,
              const encoded_tensor& container) {
-    if (name.empty() || name.size() > 65535 || shape.size() > ecq_file_max_rank) return status::invalid_argument;
-    for (const auto& e : entries_)
-      if (e.name == name) return status::invalid_argument;
+    if (!name_and_rank_ok(name, shape) || container.size() == 0) return status::invalid_argument;
     if (container.geometry().rows != shape_rows(shape) || container.geometry().cols != shape_cols(shape))
       return status::bad_shape;
     entries_.push_back({name, source_dtype, shape, std::vector<std::uint8_t>(container.data(), container.data() + container.size())});
+    return status::ok;
+  }
+  /// Adds an empty tensor (a zero among `shape`'s dimensions): it is stored
+  /// without a container (see the file comment).
+  /// @return status::ok; status::invalid_argument as add, or if no
+  ///         dimension is zero.
+  status add_empty(const std::string& name, tensor_dtype source_dtype, const std::vector<std::uint64_t>& shape) {
+    if (!name_and_rank_ok(name, shape) || std::find(shape.begin(), shape.end(), 0u) == shape.end())
+      return status::invalid_argument;
+    entries_.push_back({name, source_dtype, shape, {}});
     return status::ok;
   }
   void add_metadata(std::string key, std::string value) { metadata_.emplace_back(std::move(key), std::move(value)); }
@@ -219,10 +254,10 @@ class ecq_file_writer {
       d.u8(std::uint8_t(e.source_dtype));
       d.u8(std::uint8_t(e.shape.size()));
       for (std::uint64_t x : e.shape) d.u64(x);
-      const std::uint64_t at = detail::align_up(cursor, container_alignment);
+      const std::uint64_t at = e.bytes.empty() ? 0 : detail::align_up(cursor, container_alignment);
       d.u64(at);
       d.u64(e.bytes.size());
-      cursor = at + e.bytes.size();
+      if (!e.bytes.empty()) cursor = at + e.bytes.size();
     }
     d.u32(std::uint32_t(metadata_.size()));
     for (const auto& kv : metadata_)
@@ -239,6 +274,7 @@ class ecq_file_writer {
     w.u64(xxh64(dir.data(), dir.size()));
     w.bytes(dir.data(), dir.size());
     for (const auto& e : entries_) {
+      if (e.bytes.empty()) continue;  // an empty tensor has no container
       w.pad_to(container_alignment);
       w.bytes(e.bytes.data(), e.bytes.size());
     }
@@ -250,6 +286,7 @@ class ecq_file_writer {
   std::uint64_t wrapper_bytes() const {
     std::uint64_t cursor = ecq_file_header_size + directory_size(), containers = 0;
     for (const auto& e : entries_) {
+      if (e.bytes.empty()) continue;
       cursor = detail::align_up(cursor, container_alignment) + e.bytes.size();
       containers += e.bytes.size();
     }
@@ -257,6 +294,13 @@ class ecq_file_writer {
   }
 
  private:
+  bool name_and_rank_ok(const std::string& name, const std::vector<std::uint64_t>& shape) const {
+    if (name.empty() || name.size() > 65535 || shape.size() > ecq_file_max_rank) return false;
+    for (const auto& e : entries_)
+      if (e.name == name) return false;
+    return true;
+  }
+
   std::uint64_t directory_size() const {
     std::uint64_t n = 4;  // metadata count
     for (const auto& e : entries_) n += 2 + e.name.size() + 2 + 8 * e.shape.size() + 16;
