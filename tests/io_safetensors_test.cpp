@@ -131,6 +131,10 @@ TEST(Safetensors, WriterRejectsBadTensors) {
   EXPECT_EQ(w.add("", tensor_dtype::u8, {1}, {0}), status::invalid_argument);
   EXPECT_EQ(w.add("__metadata__", tensor_dtype::u8, {1}, {0}), status::invalid_argument);
   EXPECT_EQ(w.add("x", tensor_dtype::f32, {2}, {0, 0, 0, 0}), status::bad_shape);
+  // 2^62 x 4 elements wrap to 0 in 64 bits, which an unchecked product would take for an empty tensor.
+  EXPECT_EQ(w.add("x", tensor_dtype::u8, {std::uint64_t(1) << 62, 4}, {}), status::bad_shape);
+  EXPECT_EQ(w.add("x", tensor_dtype::f32, {std::uint64_t(1) << 62}, {}), status::bad_shape);
+  EXPECT_EQ(w.add("empty", tensor_dtype::f32, {0, 5}, {}), status::ok);
   EXPECT_EQ(w.add("x", tensor_dtype::u8, {1}, {0}), status::ok);
   EXPECT_EQ(w.add("x", tensor_dtype::u8, {1}, {0}), status::invalid_argument);
 }

@@ -601,15 +601,19 @@ class safetensors_writer {
  public:
   /// Adds a tensor; `bytes` must hold product(shape) * dtype_size(dtype) bytes.
   /// @return status::ok, status::invalid_argument (empty or duplicate name,
-  ///         "__metadata__"), or status::bad_shape (size mismatch).
+  ///         "__metadata__"), or status::bad_shape (size mismatch, or a
+  ///         shape whose byte size overflows 64 bits).
   status add(const std::string& name, tensor_dtype dtype, std::vector<std::uint64_t> shape,
              std::vector<std::uint8_t> bytes) {
     if (name.empty() || name == "__metadata__") return status::invalid_argument;
     for (const auto& e : entries_)
       if (e.name == name) return status::invalid_argument;
     std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    if (n * dtype_size(dtype) != bytes.size()) return status::bad_shape;
+    for (std::uint64_t d : shape) {
+      if (d != 0 && n > ~std::uint64_t(0) / d) return status::bad_shape;
+      n *= d;
+    }
+    if (n > ~std::uint64_t(0) / dtype_size(dtype) || n * dtype_size(dtype) != bytes.size()) return status::bad_shape;
     entries_.push_back({name, dtype, std::move(shape), std::move(bytes)});
     return status::ok;
   }
