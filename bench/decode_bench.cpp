@@ -105,7 +105,7 @@ void core_decode(benchmark::State& state, const std::vector<std::uint8_t>* data,
   std::vector<std::uint8_t> out(n);
   const auto table = c.dec.view();
   for (auto _ : state) {
-    ecq::interleaved_decode<params, Lanes>(c.words.data(), n, table, out.data());
+    ecq::interleaved_decode<params, Lanes>(c.words.data(), c.words.size(), n, table, out.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

@@ -324,7 +324,7 @@ round_trip_result run_round_trip(const coding_case& c) {
   if (r.checked_status == status::ok) {
     const guarded_stream<W> guarded(words);
     r.fast.assign(n, 0xffff);
-    ecq::interleaved_decode<P, Lanes>(guarded.data(), n, dt.view(), r.fast.data());
+    ecq::interleaved_decode<P, Lanes>(guarded.data(), words.size(), n, dt.view(), r.fast.data());
   }
 
   // The checked decoder consumes exactly the written words: one word fewer
@@ -626,7 +626,7 @@ TEST(InterleavedDecode, CallableSinkKeepsItsState) {
     }
   };
   summing_sink fast, checked;
-  ecq::interleaved_decode<P, 16>(words.data(), c.symbols.size(), dt.view(), fast);
+  ecq::interleaved_decode<P, 16>(words.data(), words.size(), c.symbols.size(), dt.view(), fast);
   EXPECT_EQ((ecq::interleaved_decode_checked<P, 16>(words.data(), words.size(), c.symbols.size(), dt.view(), checked)),
             status::ok);
   std::uint64_t expected = 0;
@@ -797,7 +797,7 @@ void check_golden(const std::vector<std::uint32_t>& freqs, const std::vector<std
   ecq::decode_table<P::scale_bits, (P::scale_bits < 8 ? P::scale_bits : 8)> dt;
   ASSERT_EQ(dt.build(freqs.data(), std::uint32_t(freqs.size())), status::ok);
   std::vector<std::uint8_t> fast(symbols.size()), checked(symbols.size());
-  ecq::interleaved_decode<P, Lanes>(golden, symbols.size(), dt.view(), fast.data());
+  ecq::interleaved_decode<P, Lanes>(golden, NumWords, symbols.size(), dt.view(), fast.data());
   EXPECT_EQ(fast, symbols);
   EXPECT_EQ((ecq::interleaved_decode_checked<P, Lanes>(golden, NumWords, symbols.size(), dt.view(), checked.data())),
             status::ok);

@@ -11,7 +11,8 @@
 //
 // Kernels (cpu_kernel), bit-exact with each other and with
 // interleaved_decode_checked:
-//   scalar          portable C++ for any Params and Lanes, branch-free refill.
+//   scalar          portable C++ for any Params and Lanes: the core's
+//                   interleaved_decode_checked (branch-free refill).
 //   avx2_gather     rans32x16, Lanes a multiple of 8 (up to 64), table
 //                   entries of 32 bits (2 * ScaleBits + SymbolBits <= 32).
 //   avx512_gather   rans32x16, Lanes in {16, 32, 64, 128}, 32-bit entries.
@@ -188,7 +189,7 @@ class cpu_decoder {
     }
 #endif
     detail::scalar::store_symbols_sink<symbol_type> sink{out};
-    return detail::scalar::decode_stream<Params, Lanes>(words, num_words, n, table_, sink);
+    return interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
   }
 
   /// Decodes the stream of Packing::symbol_count(num_codes) multi-weight
@@ -215,7 +216,7 @@ class cpu_decoder {
     }
 #endif
     detail::scalar::store_codes_sink<Packing> sink{codes, num_codes};
-    return detail::scalar::decode_stream<Params, Lanes>(words, num_words, n, table_, sink);
+    return interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
   }
 
   /// Fused decode -> affine dequantisation -> dot product, weights never
@@ -254,7 +255,7 @@ class cpu_decoder {
     }
 #endif
     detail::scalar::affine_dot_sink<Packing> sink{activations, scales, biases, group_size, num_codes, 0.0f};
-    const status st = detail::scalar::decode_stream<Params, Lanes>(words, num_words, n, table_, sink);
+    const status st = interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
     if (st == status::ok) *result = sink.sum;
     return st;
   }

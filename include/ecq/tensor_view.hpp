@@ -234,7 +234,9 @@ template <class Params, int Lanes, class TableView, class Sink>
 ECQ_HOST_DEVICE void decode_block(const block_view& b, TableView table, Sink&& sink) {
   ECQ_ASSERT(b.lanes == std::uint32_t(Lanes));
   detail::tile_order_sink<std::remove_reference_t<Sink>, false> to{sink, b};
-  interleaved_decode<Params, Lanes>(b.words<typename Params::word_type>(), std::size_t(b.num_symbols()), table, to);
+  using word_type = typename Params::word_type;
+  interleaved_decode<Params, Lanes>(b.words<word_type>(), std::size_t(b.num_words<word_type>()),
+                                    std::size_t(b.num_symbols()), table, to);
 }
 
 /// CHECKED PATH for an untrusted stream (the block view itself must come
