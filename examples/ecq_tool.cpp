@@ -8,8 +8,14 @@
 //       schemes, and whether decoding the container reproduces the
 //       quantiser's output bit for bit. Without --scheme: bf16, affine4-g64
 //       and a uniform scheme at the SQNR affine4-g64 reached, side by side.
-//   ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--quiet]
+//   ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--mlx-bits B] [--quiet]
+//       Codes every float tensor with S. With --mlx-bits B, every MLX
+//       quantized weight (X.weight of dtype U32 next to X.scales and
+//       X.biases) is coded losslessly as one affine<B>-g<G> container instead
+//       (see "MLX quantized weights" below); empty tensors are kept as such.
 //   ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]
+//       auto: bf16/f16 containers give their own format back, others F32
+//       (MLX weights too: the dequantised values, not the triplet).
 //   ecq verify FILE.ecq
 //   ecq                 usage, then a self-test on synthetic weights (pack,
 //                       unpack, verify in a temporary folder); exit 0 if it passes
@@ -20,6 +26,7 @@
 #include <ecq/io/safetensors.hpp>
 #include <ecq/schemes/scheme.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -50,7 +57,7 @@ void print_usage(std::FILE* f) {
   std::fputs(
       "usage:\n"
       "  ecq inspect FILE.safetensors [--scheme S]... [--layout storage|kernel] [--json] [--quiet]\n"
-      "  ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--quiet]\n"
+      "  ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--mlx-bits B] [--quiet]\n"
       "  ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]\n"
       "  ecq verify FILE.ecq\n"
       "schemes: bf16, f16, affine<b>-g<G>[-bf16][-p<C>[r<R>]], codebook-nf4-g<G>[-bf16][-p<C>[r<R>]],\n"
@@ -74,6 +81,14 @@ void load_safetensors(const std::string& path, loaded_file* f) {
   if (s != status::ok) fail(path + ": not a valid safetensors file (" + ecq::status_string(s) + "): " + error);
 }
 
+/// The values of a 16-bit tensor (little-endian in the file, whatever the host).
+std::vector<std::uint16_t> u16_values(const ecq::safetensors_file& st, const ecq::safetensors_tensor& t) {
+  std::vector<std::uint16_t> v(std::size_t(t.elements()));
+  const std::uint8_t* p = st.data(t);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::uint16_t(p[2 * i] | p[2 * i + 1] << 8);
+  return v;
+}
+
 // Quantises one tensor with spec; lossless 16-bit schemes code 16-bit input
 // of their own format from its bits, so nothing is rounded.
 status quantize_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_file& st, const ecq::safetensors_tensor& t,
@@ -82,13 +97,86 @@ status quantize_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_file
   const bool bf = spec.kind == ecq::scheme_kind::bf16 && t.dtype == ecq::tensor_dtype::bf16;
   const bool hf = spec.kind == ecq::scheme_kind::f16 && t.dtype == ecq::tensor_dtype::f16;
   if (bf || hf) {
-    std::vector<std::uint16_t> h(w.size());
-    const std::uint8_t* p = st.data(t);
-    for (std::size_t i = 0; i < h.size(); ++i) h[i] = std::uint16_t(p[2 * i] | p[2 * i + 1] << 8);
+    const std::vector<std::uint16_t> h = u16_values(st, t);
     ecq::float16_encode(h.data(), rows, cols, bf ? ecq::float16_format::bfloat16 : ecq::float16_format::binary16, q);
     return status::ok;
   }
   return ecq::quantize(spec, w.data(), rows, cols, q);
+}
+
+// --------------------------------------------------------------------------
+// MLX quantized weights: X.weight (U32: each row's b-bit codes packed into
+// words, ecq/schemes/affine.hpp's mlx_words_per_row), X.scales and X.biases
+// (F16 or BF16, one per group of codes; w = scale * q + bias). The triplet
+// is exactly an affine<b>-g<G> tensor of ecq's, so pack codes it without
+// loss: one container named X.weight, with the codes' shape (the last
+// dimension counts codes, not words) and source dtype U32, that holds the
+// scales and biases. Unpacking gives the dequantised weights.
+
+struct mlx_triplet {
+  const ecq::safetensors_tensor* weight = nullptr;
+  const ecq::safetensors_tensor* scales = nullptr;
+  const ecq::safetensors_tensor* biases = nullptr;
+};
+
+const ecq::safetensors_tensor* find_tensor(const ecq::safetensors_file& st, const std::string& name) {
+  for (const auto& t : st.tensors())
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+/// @return whether t is the weight of an MLX triplet (U32, a name ending in
+///         ".weight", siblings ".scales" and ".biases"), filling *m.
+bool find_mlx_triplet(const ecq::safetensors_file& st, const ecq::safetensors_tensor& t, mlx_triplet* m) {
+  const std::string suffix = ".weight";
+  if (t.dtype != ecq::tensor_dtype::u32 || t.name.size() <= suffix.size() ||
+      t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  const std::string stem = t.name.substr(0, t.name.size() - suffix.size());
+  *m = {&t, find_tensor(st, stem + ".scales"), find_tensor(st, stem + ".biases")};
+  return m->scales != nullptr && m->biases != nullptr;
+}
+
+/// Builds the affine quantized tensor of an MLX triplet with `bits`-bit codes
+/// and its shape in codes; on failure returns false with the reason.
+bool mlx_quantized(const ecq::safetensors_file& st, const mlx_triplet& m, int bits, ecq::quantized_tensor* q,
+                   std::vector<std::uint64_t>* shape, std::string* why) {
+  const ecq::safetensors_tensor &w = *m.weight, &sc = *m.scales, &bi = *m.biases;
+  if (sc.dtype != bi.dtype || (sc.dtype != ecq::tensor_dtype::f16 && sc.dtype != ecq::tensor_dtype::bf16)) {
+    *why = "scales and biases must both be F16 or both BF16";
+    return false;
+  }
+  if (w.shape.empty() || sc.shape != bi.shape || sc.shape.size() != w.shape.size() ||
+      !std::equal(w.shape.begin(), w.shape.end() - 1, sc.shape.begin())) {
+    *why = "the shapes of weight, scales and biases do not match (same leading dimensions, one scale per group)";
+    return false;
+  }
+  const std::uint64_t words = w.shape.back(), groups = sc.shape.back();
+  const std::uint64_t cols = words * 32 / std::uint64_t(bits);
+  ecq::affine_params p;
+  p.bits = bits;
+  p.side_format = sc.dtype == ecq::tensor_dtype::bf16 ? ecq::float16_format::bfloat16 : ecq::float16_format::binary16;
+  p.group_size = groups != 0 && cols % groups == 0 ? std::uint32_t(cols / groups) : 0;
+  if (ecq::mlx_words_per_row(cols, bits) != words || !p.valid()) {
+    *why = std::to_string(words) + " words and " + std::to_string(groups) + " groups per row are not an MLX " +
+           std::to_string(bits) + "-bit layout with a power-of-two group size (check --mlx-bits)";
+    return false;
+  }
+  const std::uint64_t rows = ecq::shape_rows(w.shape);
+  std::vector<std::uint32_t> packed(std::size_t(rows * words));
+  const std::uint8_t* b = st.data(w);
+  for (std::size_t i = 0; i < packed.size(); ++i)
+    packed[i] = std::uint32_t(b[4 * i]) | std::uint32_t(b[4 * i + 1]) << 8 | std::uint32_t(b[4 * i + 2]) << 16 |
+                std::uint32_t(b[4 * i + 3]) << 24;
+  std::vector<std::uint8_t> codes(std::size_t(rows * cols));
+  if (ecq::unpack_mlx_words(packed.data(), rows, cols, bits, codes.data()) != status::ok ||
+      ecq::affine_from_codes(codes.data(), rows, cols, u16_values(st, sc), u16_values(st, bi), p, q) != status::ok) {
+    *why = "cannot build the affine tensor";
+    return false;
+  }
+  *shape = w.shape;
+  shape->back() = cols;
+  return true;
 }
 
 // --------------------------------------------------------------------------
@@ -440,9 +528,15 @@ int cmd_pack(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
   std::string scheme, layout = "storage";
   bool quiet = false;
+  int mlx_bits = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--scheme" && i + 1 < args.size()) scheme = args[++i];
     else if (args[i] == "--layout" && i + 1 < args.size()) layout = args[++i];
+    else if (args[i] == "--mlx-bits" && i + 1 < args.size()) {
+      const std::string b = args[++i];
+      if (b != "2" && b != "4" && b != "8") usage_error("pack: --mlx-bits must be 2, 4 or 8 (MLX's packed widths)");
+      mlx_bits = std::stoi(b);
+    }
     else if (args[i] == "--quiet") quiet = true;
     else if (args[i].rfind("--", 0) != 0) paths.push_back(args[i]);
     else usage_error("pack: unexpected argument \"" + args[i] + "\"");
@@ -455,22 +549,57 @@ int cmd_pack(const std::vector<std::string>& args) {
   const ecq::layout_goal goal = parse_layout(layout);
   loaded_file f;
   load_safetensors(paths[0], &f);
+  // MLX triplets: their weights are packed as one tensor, their scales and biases go inside it.
+  std::vector<mlx_triplet> triplets;
+  std::vector<const ecq::safetensors_tensor*> inside;
   for (const auto& t : f.st.tensors()) {
-    if (!ecq::converts_to_float(t.dtype))
-      fail("tensor \"" + t.name + "\" has dtype " + ecq::dtype_name(t.dtype) +
-           "; ecq packs F32, F16, BF16, F64, I8 and I16 tensors");
+    mlx_triplet m;
+    if (!find_mlx_triplet(f.st, t, &m)) continue;
+    if (mlx_bits == 0)
+      fail("tensor \"" + t.name + "\" looks like an MLX quantized weight (U32, with .scales and .biases); pass "
+           "--mlx-bits B, the bits of the model's quantization config, to code it losslessly");
+    triplets.push_back(m);
+    inside.push_back(m.scales);
+    inside.push_back(m.biases);
   }
-  std::uint64_t total = 0, bytes = 0;
+  auto triplet_of = [&](const ecq::safetensors_tensor& t) -> const mlx_triplet* {
+    for (const auto& m : triplets)
+      if (m.weight == &t) return &m;
+    return nullptr;
+  };
+  auto is_inside = [&](const ecq::safetensors_tensor& t) {
+    return std::find(inside.begin(), inside.end(), &t) != inside.end();
+  };
+  for (const auto& t : f.st.tensors()) {
+    if (!ecq::converts_to_float(t.dtype) && triplet_of(t) == nullptr && !is_inside(t))
+      fail("tensor \"" + t.name + "\" has dtype " + ecq::dtype_name(t.dtype) +
+           "; ecq packs F32, F16, BF16, F64, I8 and I16 tensors, and MLX quantized weights with --mlx-bits");
+  }
+  std::uint64_t total = 0, weights = 0, bytes = 0;
   for (const auto& t : f.st.tensors()) total += t.elements();
   const bool progress = !quiet && total > progress_threshold;
   ecq::ecq_file_writer out;
   std::size_t index = 0;
   for (const auto& t : f.st.tensors()) {
     ++index;
+    if (is_inside(t)) continue;
     if (progress)
-      std::fprintf(stderr, "[%zu/%zu] %s (%llu weights)\n", index, f.st.tensors().size(), t.name.c_str(),
-                   static_cast<unsigned long long>(t.elements()));
+      std::fprintf(stderr, "[%zu/%zu] %s (%llu %s)\n", index, f.st.tensors().size(), t.name.c_str(),
+                   static_cast<unsigned long long>(t.elements()), triplet_of(t) ? "MLX words" : "weights");
     status s;
+    if (const mlx_triplet* m = triplet_of(t)) {
+      ecq::quantized_tensor q;
+      std::vector<std::uint64_t> shape;
+      std::string why;
+      if (!mlx_quantized(f.st, *m, mlx_bits, &q, &shape, &why)) fail("MLX weight \"" + t.name + "\": " + why);
+      ecq::encoded_tensor e;
+      encoded_size(q, goal, &e);
+      bytes += e.size();
+      weights += q.rows * q.cols;
+      if ((s = out.add(t.name, t.dtype, shape, e)) != status::ok)
+        fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+      continue;
+    }
     if (t.elements() == 0) {  // kept with its name, shape and dtype; no container
       if ((s = out.add_empty(t.name, t.dtype, t.shape)) != status::ok)
         fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
@@ -485,6 +614,7 @@ int cmd_pack(const std::vector<std::string>& args) {
     ecq::encoded_tensor e;
     encoded_size(q, goal, &e);
     bytes += e.size();
+    weights += t.elements();
     if ((s = out.add(t.name, t.dtype, t.shape, e)) != status::ok)
       fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
   }
@@ -492,10 +622,11 @@ int cmd_pack(const std::vector<std::string>& args) {
   const std::vector<std::uint8_t> file = out.serialize();
   if (ecq::write_file_bytes(paths[1], file, &error) != status::ok) fail(error);
   if (!quiet)
-    std::fprintf(stderr, "%s: %zu tensors, %llu weights, %s, %.4f bits/weight in containers, %.4f with the wrapper\n",
-                 paths[1].c_str(), f.st.tensors().size(), static_cast<unsigned long long>(total), spec.name().c_str(),
-                 total ? 8.0 * double(bytes) / double(total) : 0.0,
-                 total ? 8.0 * double(file.size()) / double(total) : 0.0);
+    std::fprintf(stderr, "%s: %zu tensors (%zu MLX), %llu weights, %s, %.4f bits/weight in containers, %.4f with the wrapper\n",
+                 paths[1].c_str(), f.st.tensors().size() - inside.size(), triplets.size(),
+                 static_cast<unsigned long long>(weights), spec.name().c_str(),
+                 weights ? 8.0 * double(bytes) / double(weights) : 0.0,
+                 weights ? 8.0 * double(file.size()) / double(weights) : 0.0);
   return 0;
 }
 
@@ -607,12 +738,32 @@ int self_test() {
   w.add("layer.weight", ecq::tensor_dtype::f32, {96, 80}, ab);
   w.add("layer.bias", ecq::tensor_dtype::f32, {50}, bb);
   w.add("layer.unused", ecq::tensor_dtype::bf16, {0, 80}, {});  // empty tensors pass through
+  // An MLX 4-bit triplet with groups of 64: 8 rows of 128 codes as 16 words, F16 scales and biases.
+  const std::uint64_t mlx_rows = 8, mlx_cols = 128, mlx_groups = 2;
+  std::vector<std::uint8_t> mlx_codes(mlx_rows * mlx_cols);
+  std::binomial_distribution<int> code(15, 0.5);
+  for (auto& c : mlx_codes) c = std::uint8_t(code(rng));
+  std::vector<std::uint32_t> mlx_words(mlx_rows * mlx_cols / 8);
+  ecq::pack_mlx_words(mlx_codes.data(), mlx_rows, mlx_cols, 4, mlx_words.data());
+  std::vector<std::uint16_t> mlx_scales(mlx_rows * mlx_groups), mlx_biases(mlx_rows * mlx_groups);
+  for (std::size_t k = 0; k < mlx_scales.size(); ++k) {
+    mlx_scales[k] = ecq::float_to_f16(0.01f * float(1 + k % 3));
+    mlx_biases[k] = ecq::float_to_f16(-0.07f - 0.001f * float(k));
+  }
+  auto bytes_of = [](const auto& v) {
+    std::vector<std::uint8_t> b(v.size() * sizeof(v[0]));
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  };
+  w.add("mlp.weight", ecq::tensor_dtype::u32, {mlx_rows, mlx_cols / 8}, bytes_of(mlx_words));
+  w.add("mlp.scales", ecq::tensor_dtype::f16, {mlx_rows, mlx_groups}, bytes_of(mlx_scales));
+  w.add("mlp.biases", ecq::tensor_dtype::f16, {mlx_rows, mlx_groups}, bytes_of(mlx_biases));
   const std::string in = (dir / "in.safetensors").string();
   if (ecq::write_file_bytes(in, w.serialize()) != status::ok) fail("self-test: cannot write " + in);
   int failures = 0;
   for (const char* scheme : {"bf16", "affine4-g64", "affine4-g32-p2r1", "codebook-nf4-g64", "uniform-sqnr25"}) {
     const std::string packed = (dir / "x.ecq").string(), out = (dir / "out.safetensors").string();
-    cmd_pack({in, packed, "--scheme", scheme, "--quiet"});
+    cmd_pack({in, packed, "--scheme", scheme, "--mlx-bits", "4", "--quiet"});
     if (cmd_verify({packed}) != 0) ++failures;
     cmd_unpack({packed, out});
     loaded_file f;
@@ -638,6 +789,19 @@ int self_test() {
         empty.shape != std::vector<std::uint64_t>{0, 80}) {
       ++failures;
       std::printf("self-test: %s: the empty tensor did not come back as it went in\n", scheme);
+    }
+    // The MLX weight comes back dequantised, w = scale * q + bias, whatever --scheme says.
+    const auto& mlx = f.st.tensors()[3];
+    std::vector<float> v;
+    bool same = mlx.name == "mlp.weight" && mlx.shape == std::vector<std::uint64_t>{mlx_rows, mlx_cols} &&
+                f.st.tensors().size() == 4 && ecq::to_float(mlx, f.st.data(mlx), &v) == status::ok;
+    for (std::size_t i = 0; same && i < v.size(); ++i) {
+      const std::size_t g = i / 64;
+      same = v[i] == ecq::f16_to_float(mlx_scales[g]) * float(mlx_codes[i]) + ecq::f16_to_float(mlx_biases[g]);
+    }
+    if (!same) {
+      ++failures;
+      std::printf("self-test: %s: the MLX weight did not come back as scale * q + bias\n", scheme);
     }
   }
   fs::remove_all(dir);
