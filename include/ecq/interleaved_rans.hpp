@@ -178,8 +178,8 @@ ECQ_HOST_DEVICE ECQ_FORCEINLINE void decode_one(typename Params::state_type& x, 
   x = rans_renormalize<Params>(x, read);
 }
 
-/// Decodes whole rounds from the first one (symbol `first`, a multiple of
-/// Lanes) while the stream holds a round's worth of words from p on, with a
+/// Decodes whole rounds from symbol 0 on while the stream holds a round's
+/// worth of words from p to end, with a
 /// branch-free refill: the word at p is always loaded and p moves by 0 or 1
 /// (see the file comment). The inner loop over lanes has a compile-time trip
 /// count, so the N states live in registers and their dependency chains
