@@ -13,21 +13,27 @@
 //   ecq/frequency_table_io.hpp  compact, validated frequency-table serialisation
 //   ecq/tensor_view.hpp         trivially copyable tensor/block views, block decoders
 //   ecq/container.hpp           encoded_tensor: encode, checked open, decode
+// On the CPU, one call per tensor (decode, dequantise, fused GEMV; SIMD
+// kernels, all cores) and the .ecq file:
+//   ecq/cpu/tensor_ops.hpp      decode_to_symbols/float/bf16, gemv
+//   ecq/io/ecq_file.hpp         .ecq files (several tensors)
 // Support: ecq/config.hpp (macros), ecq/status.hpp (error codes).
-// Not included here, include them by name: ecq/schemes/*.hpp (dequantisation
-// schemes), ecq/fused_dot.hpp, ecq/io/*.hpp (safetensors, .ecq files),
-// ecq/cpu_decode.hpp and ecq/cpu_encode.hpp (SIMD paths with run-time
-// dispatch), and the CUDA collectives ecq/*.cuh.
+// Not included here, include them by name: ecq/schemes/*.hpp (the schemes'
+// quantisers; tensor_ops.hpp brings their dequantisers), ecq/fused_dot.hpp,
+// ecq/io/safetensors.hpp, ecq/cpu_decode.hpp and ecq/cpu_encode.hpp (the raw
+// SIMD stream kernels), and the CUDA collectives ecq/*.cuh.
 #ifndef ECQ_ECQ_HPP
 #define ECQ_ECQ_HPP
 
 #include "checksum.hpp"
 #include "config.hpp"
 #include "container.hpp"
+#include "cpu/tensor_ops.hpp"
 #include "frequency_table.hpp"
 #include "frequency_table_io.hpp"
 #include "histogram.hpp"
 #include "interleaved_rans.hpp"
+#include "io/ecq_file.hpp"
 #include "rans_state.hpp"
 #include "status.hpp"
 #include "symbol_packing.hpp"

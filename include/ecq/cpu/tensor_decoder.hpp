@@ -1,0 +1,230 @@
+// ecq/cpu/tensor_decoder.hpp — READ ME FIRST
+//
+// The block decoder every CPU entry point of a container goes through
+// (ecq/cpu/tensor_ops.hpp, the `ecq` tool, the examples): it picks the
+// fastest kernel of ecq/cpu_decode.hpp for the container once, then decodes
+// any block into row-major 16-bit symbols. Host only.
+//
+//   tensor_decoder d;
+//   d.build(tensor);                                  // picks the kernel
+//   d.decode_block(tile, chunk, dest, stride, scratch);
+//
+// Kernels. A container whose coder the SIMD kernels run (rans32x16,
+// ScaleBits <= 12, at most 256 symbols, 8, 16, 32 or 64 lanes) is decoded by
+// cpu_decoder (AVX-512, AVX2 or NEON, whatever the CPU and ECQ_CPU_PATH
+// allow; its scalar kernel when the scalar path is asked for or none fits)
+// into the block's stream order, then scattered to rows
+// (ecq/cpu/detail/row_group_scatter.hpp). Every other container (ScaleBits
+// 13-15, larger alphabets, one lane) runs the core's checked decoding step
+// with a sink that stores rows directly.
+//
+// Every path is CHECKED: for any payload bytes of a container that
+// encoded_tensor::open accepted, decoding never reads outside the block or
+// writes outside the block's rectangle of dest, and returns exactly the
+// status decode_block_checked returns (truncated, corrupt_stream,
+// trailing_data; corrupt_stream for a padding row that does not hold the pad
+// symbol). On success the symbols equal decode_block_checked's, bit for bit.
+// There is no separate unchecked path: the checks cost the SIMD kernels
+// nothing measurable, so a tensor needs no trusted state to decode at full
+// speed.
+//
+// Instantiations. The kernels are compiled for the 12 SIMD coder
+// configurations (ScaleBits 10-12 x 4 lane counts) and the core step for the
+// 6 ScaleBits, once per program however many schemes and entry points use
+// them: schemes are applied to decoded rows afterwards, so the decoders
+// never multiply with the dequantisers.
+#ifndef ECQ_CPU_TENSOR_DECODER_HPP
+#define ECQ_CPU_TENSOR_DECODER_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../config.hpp"
+#include "../container.hpp"
+#include "../cpu_decode.hpp"
+#include "../cpu_features.hpp"
+#include "../status.hpp"
+#include "../symbol_table.hpp"
+#include "../tensor_view.hpp"
+#include "detail/row_group_scatter.hpp"
+
+ECQ_NAMESPACE_BEGIN
+
+/// Per-thread scratch of tensor_decoder::decode_block (reuse it across calls
+/// on one thread to avoid reallocations).
+struct block_scratch {
+  std::vector<std::uint8_t> stream_order;
+};
+
+/// See the file comment. Holds a view of the tensor it was built for, which
+/// must outlive it. Const member functions may be called from many threads.
+class tensor_decoder {
+ public:
+  /// Chooses the kernel for t.
+  /// @return status::ok; status::invalid_argument if t holds no container;
+  ///         status::unsupported_parameters if `path` names a path this CPU
+  ///         cannot run (ecq/cpu_features.hpp).
+  status build(const encoded_tensor& t, cpu_path path = cpu_path::automatic) {
+    impl_.reset();
+    if (t.data() == nullptr) return status::invalid_argument;
+    if (path != cpu_path::automatic && !cpu_path_supported(path)) return status::unsupported_parameters;
+    view_ = t.view();
+    const tensor_geometry& g = t.geometry();
+    if (g.state_bits != 32 || g.word_bits != 16) return status::unsupported_parameters;
+    if (g.alphabet_size <= 256) {
+      const status st = build_simd(t, path);
+      if (st != status::ok || impl_) return st;
+    }
+    switch (g.scale_bits) {
+      case 10: return make_core<10>();
+      case 11: return make_core<11>();
+      case 12: return make_core<12>();
+      case 13: return make_core<13>();
+      case 14: return make_core<14>();
+      case 15: return make_core<15>();
+      default: return status::unsupported_parameters;
+    }
+  }
+
+  /// The kernel the blocks run.
+  cpu_kernel kernel() const { return impl_ ? impl_->kernel() : cpu_kernel::scalar; }
+
+  /// CHECKED decode of block (tile, chunk): symbol (row, column) of the block
+  /// goes to dest[(row - first_row) * stride + (column - first_column)], for
+  /// the block's valid rows (ecq/tensor_view.hpp: block_view).
+  /// @return status::ok; status::invalid_argument before build() or for a
+  ///         tile or chunk out of range, or stride < the block's columns;
+  ///         else as decode_block_checked (see the file comment).
+  status decode_block(std::uint64_t tile, std::uint64_t chunk, std::uint16_t* dest, std::size_t stride,
+                      block_scratch& scratch) const {
+    const tensor_geometry& g = view_.geometry;
+    if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk))
+      return status::invalid_argument;
+    return impl_->decode(view_.block(tile, chunk), dest, stride, scratch);
+  }
+
+ private:
+  struct kernel_base {
+    virtual ~kernel_base() = default;
+    virtual cpu_kernel kernel() const = 0;
+    virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const = 0;
+  };
+
+  // The other coder configurations: the core's checked decoding step with the
+  // lane count a run-time value, so one instance per ScaleBits serves every
+  // lane count (compile time: 6 instances instead of visit_coder's 30).
+  // Its statuses are interleaved_decode_checked's: the same checks in the
+  // same order (decode_block_checked's tests hold it to that).
+  template <int ScaleBits>
+  struct core_kernel final : kernel_base {
+    using params = rans32x16<ScaleBits>;
+    using table_view = decode_table_view<ScaleBits, decode_symbol_bits(ScaleBits)>;
+    table_view table;
+    explicit core_kernel(table_view t) : table(t) {}
+    cpu_kernel kernel() const override { return cpu_kernel::scalar; }
+    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch&) const override {
+      using word = std::uint16_t;
+      if (b.size_bytes % sizeof(word) != 0 || b.lanes == 0 || b.lanes > max_lanes) return status::invalid_argument;
+      auto store = [&](std::uint64_t row, std::uint64_t column, std::uint32_t symbol) {
+        dest[std::size_t(row - b.first_row) * stride + std::size_t(column - b.first_column)] = std::uint16_t(symbol);
+      };
+      detail::tile_order_sink<decltype(store), true> to{store, b};
+      const word* words = b.words<word>();
+      const std::size_t num_words = std::size_t(b.num_words<word>()), n = std::size_t(b.num_symbols());
+      const std::size_t lanes = b.lanes;
+      if (num_words < lanes * params::words_per_state) return status::truncated;
+      std::uint32_t x[max_lanes];
+      for (std::size_t j = 0; j < lanes; ++j) {
+        x[j] = rans_load_state<params>(words + j * params::words_per_state);
+        if (!rans_state_in_range<params>(x[j])) return status::corrupt_stream;
+      }
+      detail::checked_word_reader<word> read{words + lanes * params::words_per_state, words + num_words, false};
+      std::size_t i = 0;
+      for (; n - i >= lanes && !read.overrun; i += lanes)
+        for (std::size_t j = 0; j < lanes; ++j) detail::decode_one<params>(x[j], i + j, table, read, to);
+      for (std::size_t j = 0; !read.overrun && i + j < n; ++j) detail::decode_one<params>(x[j], i + j, table, read, to);
+      if (read.overrun) return status::truncated;
+      for (std::size_t j = 0; j < lanes; ++j)
+        if (x[j] != rans_init<params>()) return status::corrupt_stream;
+      if (read.p != read.end) return status::trailing_data;
+      return to.bad_padding ? status::corrupt_stream : status::ok;
+    }
+  };
+  static constexpr std::uint32_t max_lanes = 64;
+
+  template <int ScaleBits>
+  status make_core() {
+    using table_view = typename core_kernel<ScaleBits>::table_view;
+    impl_.reset(new core_kernel<ScaleBits>(
+        table_view{static_cast<const typename table_view::entry_type*>(view_.decode_table)}));
+    return status::ok;
+  }
+
+  // A cpu_decoder kernel into stream order, then a scatter to rows.
+  template <int ScaleBits, int Lanes>
+  struct simd_kernel final : kernel_base {
+    decode_table<ScaleBits, 8> table;
+    cpu_decoder<rans32x16<ScaleBits>, Lanes, 8> decoder;
+
+    cpu_kernel kernel() const override { return decoder.kernel(); }
+    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const override {
+      if (b.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0) return status::invalid_argument;
+      const std::size_t n = std::size_t(b.num_symbols());
+      if (s.stream_order.size() < n) s.stream_order.resize(n);
+      std::uint8_t* symbols = s.stream_order.data();
+      const status st = decoder.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), n, symbols);
+      if (st != status::ok) return st;
+      const std::size_t group_symbols = std::size_t(b.columns) * Lanes;
+      bool padding_ok = true;
+      for (std::uint32_t grp = 0; grp < b.row_groups; ++grp) {
+        const std::uint32_t first = grp * std::uint32_t(Lanes);
+        const std::uint32_t rows = b.valid_rows - first < std::uint32_t(Lanes) ? b.valid_rows - first : Lanes;
+        const std::uint8_t* src = symbols + grp * group_symbols;
+        detail::scatter_row_group(src, b.columns, Lanes, rows, dest + std::size_t(first) * stride, stride);
+        padding_ok &= detail::padding_holds(src, b.columns, Lanes, rows, b.pad_symbol);
+      }
+      return padding_ok ? status::ok : status::corrupt_stream;
+    }
+  };
+
+  template <int ScaleBits, int Lanes>
+  status make_simd(const encoded_tensor& t, cpu_path path) {
+    std::unique_ptr<simd_kernel<ScaleBits, Lanes>> k(new simd_kernel<ScaleBits, Lanes>());
+    status st = k->table.build(t.frequencies().data(), std::uint32_t(t.frequencies().size()));
+    if (st != status::ok) return st;
+    // An explicit path without a kernel for these parameters runs the
+    // decoder's scalar kernel (still with compile-time lanes).
+    if (k->decoder.build(k->table.view(), path) != status::ok) k->decoder.build(k->table.view(), cpu_path::scalar);
+    impl_ = std::move(k);
+    return status::ok;
+  }
+
+  template <int ScaleBits>
+  status build_simd_lanes(const encoded_tensor& t, cpu_path path) {
+    switch (t.geometry().lanes) {
+      case 8: return make_simd<ScaleBits, 8>(t, path);
+      case 16: return make_simd<ScaleBits, 16>(t, path);
+      case 32: return make_simd<ScaleBits, 32>(t, path);
+      case 64: return make_simd<ScaleBits, 64>(t, path);
+      default: return status::ok;
+    }
+  }
+
+  status build_simd(const encoded_tensor& t, cpu_path path) {
+    switch (t.geometry().scale_bits) {
+      case 10: return build_simd_lanes<10>(t, path);
+      case 11: return build_simd_lanes<11>(t, path);
+      case 12: return build_simd_lanes<12>(t, path);
+      default: return status::ok;
+    }
+  }
+
+  encoded_tensor_view view_{};
+  std::shared_ptr<const kernel_base> impl_;
+};
+
+ECQ_NAMESPACE_END
+
+#endif  // ECQ_CPU_TENSOR_DECODER_HPP

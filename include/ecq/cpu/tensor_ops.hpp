@@ -1,0 +1,257 @@
+// ecq/cpu/tensor_ops.hpp — READ ME FIRST
+//
+// One call per tensor and job, on the CPU: what an engine, the `ecq` tool and
+// every example use. Host only.
+//
+//   decode_to_symbols(t, symbols, capacity)   the coded symbols, row-major
+//   decode_to_float(t, w, capacity)           the weights as float32
+//   decode_to_bf16(t, h, capacity)            the weights as bfloat16 patterns
+//   gemv(t, x, batch, y)                      y = W x for `batch` activation columns
+//
+// Each takes an opened container (encoded_tensor, ecq/container.hpp) and
+// cpu_options, and runs the same stack: the blocks are decoded by
+// tensor_decoder (ecq/cpu/tensor_decoder.hpp: the fastest SIMD kernel of this
+// CPU, checked), the scheme is applied to the decoded rows by row_dequantizer
+// (ecq/cpu/row_dequantizer.hpp), and blocks (tiles, for gemv) run in parallel
+// on the executor (ecq/cpu/thread_pool.hpp).
+//
+// Every call is CHECKED: any bytes that encoded_tensor::open accepted are
+// safe (no read or write outside the container and the caller's buffers),
+// and a corrupt stream gives the status encoded_tensor::decode_checked gives:
+// blocks are independent, and the status of the first failing block in block
+// order is returned, whichever thread found it. The output buffer then holds
+// some wrong values; nothing outside it is touched.
+//
+// Results. Symbols equal encoded_tensor::decode_checked's; float weights the
+// scheme's dequantiser's (ecq::dequantize, bit for bit); bf16 output is the
+// stored patterns for the lossless bf16 scheme and round-to-nearest-even of
+// the float weights otherwise. gemv: y[b * rows + r] = sum over c of
+// W[r][c] * x[b * cols + c], accumulated in float in pieces of 256 weights
+// with eight partial sums each; the error against the float64 dot product of
+// the same weights is at most cols * 2^-24 * sum |W[r][c] x[b * cols + c]|
+// (Higham, "Accuracy and Stability of Numerical Algorithms", eq. 3.5, which
+// holds for any order of summation).
+//
+// Cost: the decoded symbols of one block stay in cache (the block's rows,
+// 16 bits a symbol); weights are never stored by gemv.
+#ifndef ECQ_CPU_TENSOR_OPS_HPP
+#define ECQ_CPU_TENSOR_OPS_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../config.hpp"
+#include "../container.hpp"
+#include "../cpu_features.hpp"
+#include "../status.hpp"
+#include "row_dequantizer.hpp"
+#include "tensor_decoder.hpp"
+#include "thread_pool.hpp"
+
+ECQ_NAMESPACE_BEGIN
+
+/// Where and how the CPU entry points run.
+struct cpu_options {
+  /// 0: default_thread_pool() (one thread per hardware thread); 1: the
+  /// calling thread only; n > 1: a pool of n threads started for the call.
+  unsigned threads = 0;
+  /// An engine's own executor (ecq/cpu/thread_pool.hpp); overrides threads.
+  const parallel_for_fn* executor = nullptr;
+  /// The instruction-set path (ecq/cpu_features.hpp); automatic honours ECQ_CPU_PATH.
+  cpu_path path = cpu_path::automatic;
+};
+
+namespace detail {
+
+template <class F>
+void run_tasks(const cpu_options& o, std::size_t count, F& f) {
+  const task_ref task(f);
+  if (o.executor != nullptr && *o.executor) {
+    (*o.executor)(count, task);
+  } else if (o.threads == 1 || count <= 1) {
+    for (std::size_t i = 0; i < count; ++i) f(i);
+  } else if (o.threads == 0) {
+    default_thread_pool().parallel_for(count, task);
+  } else {
+    thread_pool pool(o.threads);
+    pool.parallel_for(count, task);
+  }
+}
+
+/// The first non-ok status in index order.
+inline status first_failure(const std::vector<status>& s) {
+  for (status x : s)
+    if (x != status::ok) return x;
+  return status::ok;
+}
+
+/// Per-thread buffers of the block tasks.
+struct block_buffers {
+  block_scratch scratch;
+  std::vector<std::uint16_t> rows;    // the decoded block, row-major
+  std::vector<float> weights;         // gemv: one piece of a row
+  std::vector<float> sums;            // gemv: the tile's rows x batch
+};
+inline block_buffers& thread_buffers() {
+  static thread_local block_buffers b;
+  return b;
+}
+
+/// Common checks and setup. rows * per_row must fit `capacity`.
+inline status prepare(const encoded_tensor& t, std::uint64_t per_row, std::size_t capacity, const cpu_options& o,
+                      tensor_decoder* d) {
+  if (t.data() == nullptr) return status::invalid_argument;
+  if (capacity / per_row < t.geometry().rows) return status::output_too_small;
+  return d->build(t, o.path);
+}
+
+/// sum a[i] * b[i], eight partial sums (see the file comment).
+inline float dot(const float* a, const float* b, std::size_t n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[i + std::size_t(j)] * b[i + std::size_t(j)];
+  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/// Runs f(block, rows, row_stride) for every block of t after decoding it
+/// into rows (valid_rows x columns symbols, row-major); one task per block.
+template <class F>
+status for_each_decoded_block(const encoded_tensor& t, const tensor_decoder& d, const cpu_options& o, F&& f) {
+  const tensor_geometry& g = t.geometry();
+  const encoded_tensor_view v = t.view();
+  const std::uint64_t num_chunks = g.num_chunks();
+  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+  auto task = [&](std::size_t i) {
+    block_buffers& buf = thread_buffers();
+    const block_view b = v.block(i / num_chunks, i % num_chunks);
+    const std::size_t n = std::size_t(b.valid_rows) * std::size_t(b.columns);
+    if (buf.rows.size() < n) buf.rows.resize(n);
+    result[i] = d.decode_block(i / num_chunks, i % num_chunks, buf.rows.data(), std::size_t(b.columns), buf.scratch);
+    if (result[i] == status::ok) f(b, buf.rows.data());
+  };
+  run_tasks(o, result.size(), task);
+  return first_failure(result);
+}
+
+}  // namespace detail
+
+/// Decodes every symbol of t into symbols[row * symbols_per_row + column].
+/// @return status::ok; status::invalid_argument if t holds no container;
+///         status::output_too_small if capacity < rows * symbols_per_row;
+///         status::unsupported_parameters if o.path cannot run on this CPU;
+///         else the first failing block's status (see the file comment).
+inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols, std::size_t capacity,
+                                const cpu_options& o = {}) {
+  tensor_decoder d;
+  status st = detail::prepare(t, t.geometry().symbols_per_row, capacity, o, &d);
+  if (st != status::ok) return st;
+  const tensor_geometry& g = t.geometry();
+  const std::uint64_t num_chunks = g.num_chunks();
+  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+  auto task = [&](std::size_t i) {
+    const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
+    std::uint16_t* dest = symbols + tile * g.tile_rows * g.symbols_per_row + chunk * g.chunk_symbols;
+    result[i] = d.decode_block(tile, chunk, dest, std::size_t(g.symbols_per_row), detail::thread_buffers().scratch);
+  };
+  detail::run_tasks(o, result.size(), task);
+  return detail::first_failure(result);
+}
+
+/// Decodes and dequantises t into w[row * cols + column] (float32).
+/// @return as decode_to_symbols (capacity counted in weights: rows * cols),
+///         or the status of visit_dequantizer if the scheme's parameters or
+///         side data do not fit the tensor (checked first).
+inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t capacity, const cpu_options& o = {}) {
+  row_dequantizer rd;
+  if (t.data() == nullptr) return status::invalid_argument;
+  status st = rd.build(t);
+  if (st != status::ok) return st;
+  tensor_decoder d;
+  if ((st = detail::prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
+  const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
+  return detail::for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
+    for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
+      const std::uint64_t row = b.first_row + r;
+      rd.weights(row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
+                 w + row * cols + b.first_column * wps);
+    }
+  });
+}
+
+/// Decodes t into bfloat16 patterns h[row * cols + column] (see the file comment).
+/// @return as decode_to_float.
+inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::size_t capacity,
+                             const cpu_options& o = {}) {
+  row_dequantizer rd;
+  if (t.data() == nullptr) return status::invalid_argument;
+  status st = rd.build(t);
+  if (st != status::ok) return st;
+  tensor_decoder d;
+  if ((st = detail::prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
+  const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
+  return detail::for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
+    for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
+      const std::uint64_t row = b.first_row + r;
+      rd.bf16_bits(row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
+                   h + row * cols + b.first_column * wps, cols);
+    }
+  });
+}
+
+/// y[b * rows + r] = sum over c of W[r][c] * x[b * cols + c] for b < batch:
+/// the fused decode -> dequantise -> dot, weights never stored (see the file
+/// comment for the accumulation and its error bound). x holds batch * cols
+/// floats, y batch * rows.
+/// @return status::ok; status::invalid_argument if t holds no container or
+///         batch == 0; the status of visit_dequantizer; status::unsupported_parameters
+///         if o.path cannot run here; else the first failing block's status
+///         (y is then partly written).
+inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, float* y, const cpu_options& o = {}) {
+  if (t.data() == nullptr || batch == 0) return status::invalid_argument;
+  row_dequantizer rd;
+  status st = rd.build(t);
+  if (st != status::ok) return st;
+  tensor_decoder d;
+  if ((st = d.build(t, o.path)) != status::ok) return st;
+  const tensor_geometry& g = t.geometry();
+  const encoded_tensor_view v = t.view();
+  const std::uint64_t rows = g.rows, cols = g.cols, wps = std::uint64_t(rd.weights_per_symbol());
+  constexpr std::size_t piece_symbols = 256;
+  std::vector<status> result(std::size_t(g.num_tiles()), status::ok);
+  auto task = [&](std::size_t tile) {
+    detail::block_buffers& buf = detail::thread_buffers();
+    const std::size_t tile_rows = std::size_t(g.rows_in_tile(tile));
+    buf.sums.assign(tile_rows * batch, 0.0f);
+    buf.weights.resize(piece_symbols * std::size_t(wps));
+    for (std::uint64_t chunk = 0; chunk < g.num_chunks(); ++chunk) {
+      const block_view b = v.block(tile, chunk);
+      const std::size_t n = tile_rows * std::size_t(b.columns);
+      if (buf.rows.size() < n) buf.rows.resize(n);
+      result[tile] = d.decode_block(tile, chunk, buf.rows.data(), std::size_t(b.columns), buf.scratch);
+      if (result[tile] != status::ok) return;
+      for (std::size_t r = 0; r < tile_rows; ++r) {
+        const std::uint64_t row = b.first_row + r;
+        const std::uint16_t* symbols = buf.rows.data() + r * std::size_t(b.columns);
+        for (std::uint64_t k = 0; k < b.columns; k += piece_symbols) {
+          const std::size_t count = std::size_t(b.columns - k < piece_symbols ? b.columns - k : piece_symbols);
+          const std::uint64_t first_weight = (b.first_column + k) * wps;
+          const std::size_t m = std::size_t(cols - first_weight < count * wps ? cols - first_weight : count * wps);
+          rd.weights(row, b.first_column + k, symbols + k, count, buf.weights.data());
+          for (std::size_t c = 0; c < batch; ++c)
+            buf.sums[r * batch + c] += detail::dot(buf.weights.data(), x + c * cols + first_weight, m);
+        }
+      }
+    }
+    for (std::size_t r = 0; r < tile_rows; ++r)
+      for (std::size_t c = 0; c < batch; ++c) y[c * rows + tile * g.tile_rows + r] = buf.sums[r * batch + c];
+  };
+  detail::run_tasks(o, result.size(), task);
+  return detail::first_failure(result);
+}
+
+ECQ_NAMESPACE_END
+
+#endif  // ECQ_CPU_TENSOR_OPS_HPP

@@ -1,0 +1,315 @@
+// Tests for ecq/cpu/tensor_ops.hpp (and through it ecq/cpu/tensor_decoder.hpp and
+// ecq/cpu/row_dequantizer.hpp): every dispatched path against the core's scalar checked decoder and the schemes'
+// reference dequantiser, on random symbols of many distributions and shapes, on real weights when
+// ../shared/data exists, and on corrupted containers (statuses included).
+#include <ecq/cpu/tensor_ops.hpp>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "schemes_test_weights.hpp"
+#include "support/ecq_test_support.hpp"
+
+namespace {
+
+using ecq::status;
+
+/// The CPU paths this machine can run, automatic first.
+std::vector<ecq::cpu_path> runnable_paths() {
+  std::vector<ecq::cpu_path> p{ecq::cpu_path::automatic, ecq::cpu_path::scalar};
+  for (ecq::cpu_path q : {ecq::cpu_path::avx2, ecq::cpu_path::avx512, ecq::cpu_path::neon})
+    if (ecq::cpu_path_supported(q)) p.push_back(q);
+  return p;
+}
+
+struct coded {
+  std::vector<std::uint16_t> symbols;
+  ecq::encoded_tensor tensor;
+};
+
+/// rows x spr symbols of a geometric-like distribution over `alphabet` (skew s), coded with o.
+coded make_coded(std::uint64_t rows, std::uint64_t spr, std::uint32_t alphabet, double skew, ecq::coding_options o,
+                 std::uint32_t seed) {
+  coded c;
+  std::mt19937 rng(seed);
+  std::vector<double> weights(alphabet);
+  for (std::uint32_t s = 0; s < alphabet; ++s) weights[s] = std::pow(skew, double(s % 64)) + 1e-3;
+  std::discrete_distribution<std::uint32_t> dist(weights.begin(), weights.end());
+  c.symbols.resize(std::size_t(rows * spr));
+  for (auto& s : c.symbols) s = std::uint16_t(dist(rng));
+  ecq::tensor_description d;
+  d.rows = rows;
+  d.cols = spr;
+  d.symbols_per_row = spr;
+  d.alphabet_size = alphabet;
+  EXPECT_EQ(ecq_test::encode(c.symbols.data(), d, o, &c.tensor), status::ok);
+  return c;
+}
+
+ecq::coding_options options(int scale_bits, std::uint32_t lanes, std::uint32_t tile_rows, std::uint64_t chunk) {
+  ecq::coding_options o;
+  o.scale_bits = scale_bits;
+  o.lanes = lanes;
+  o.tile_rows = tile_rows;
+  o.chunk_symbols = chunk;
+  return o;
+}
+
+TEST(DecodeToSymbols, EqualsTheCheckedDecoderOnEveryPathAndShape) {
+  struct shape {
+    std::uint64_t rows, spr;
+    std::uint32_t lanes, tile_rows;
+    std::uint64_t chunk;
+  };
+  const shape shapes[] = {{37, 300, 8, 16, 0},   {100, 77, 16, 32, 32}, {64, 256, 32, 64, 0},
+                          {130, 129, 64, 64, 50}, {5, 1000, 1, 1, 0},    {200, 40, 32, 96, 17},
+                          {33, 64, 64, 64, 0},    {1, 5000, 16, 16, 0}};
+  std::uint32_t seed = 1;
+  for (const shape& sh : shapes)
+    for (std::uint32_t alphabet : {2u, 16u, 200u, 256u, 700u})
+      for (int s : {10, 12, 14}) {
+        if (alphabet > (1u << ecq::decode_symbol_bits(s))) continue;
+        coded c = make_coded(sh.rows, sh.spr, alphabet, alphabet > 16 ? 0.93 : 0.6,
+                             options(s, sh.lanes, sh.tile_rows, sh.chunk), seed++);
+        for (ecq::cpu_path p : runnable_paths())
+          for (unsigned threads : {1u, 2u}) {
+            std::vector<std::uint16_t> out(c.symbols.size(), 0xffff);
+            ecq::cpu_options o;
+            o.path = p;
+            o.threads = threads;
+            ASSERT_EQ(ecq::decode_to_symbols(c.tensor, out.data(), out.size(), o), status::ok);
+            ASSERT_EQ(out, c.symbols) << "rows " << sh.rows << " lanes " << sh.lanes << " alphabet " << alphabet
+                                      << " S " << s << " path " << ecq::cpu_path_name(p);
+          }
+      }
+}
+
+TEST(DecodeToSymbols, PicksASimdKernelForTheSimdConfigurations) {
+  if (!ecq::cpu_path_supported(ecq::cpu_path::avx2) && !ecq::cpu_path_supported(ecq::cpu_path::neon))
+    GTEST_SKIP() << "no SIMD path on this CPU";
+  coded c = make_coded(64, 256, 16, 0.6, options(12, 32, 32, 0), 7);
+  ecq::tensor_decoder d;
+  ASSERT_EQ(d.build(c.tensor), status::ok);
+  EXPECT_NE(d.kernel(), ecq::cpu_kernel::scalar);
+  ASSERT_EQ(d.build(c.tensor, ecq::cpu_path::scalar), status::ok);
+  EXPECT_EQ(d.kernel(), ecq::cpu_kernel::scalar);
+  coded wide = make_coded(64, 256, 16, 0.6, options(14, 32, 32, 0), 8);
+  ASSERT_EQ(d.build(wide.tensor), status::ok);
+  EXPECT_EQ(d.kernel(), ecq::cpu_kernel::scalar) << "ScaleBits 14 has no 32-bit SIMD table";
+}
+
+TEST(DecodeToSymbols, RejectsBadArguments) {
+  coded c = make_coded(40, 50, 16, 0.6, options(11, 8, 8, 0), 3);
+  std::vector<std::uint16_t> out(c.symbols.size());
+  EXPECT_EQ(ecq::decode_to_symbols(c.tensor, out.data(), out.size() - 1), status::output_too_small);
+  EXPECT_EQ(ecq::decode_to_symbols(ecq::encoded_tensor{}, out.data(), out.size()), status::invalid_argument);
+}
+
+/// Flips payload bytes (and trailing block bytes) of a container and reopens it without the checksum, so the
+/// corrupt streams reach the decoders.
+TEST(DecodeToSymbols, CorruptStreamsGiveTheCheckedDecodersStatus) {
+  std::mt19937 rng(11);
+  int mismatched_statuses = 0, failures = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::uint32_t lanes = std::uint32_t(8) << (trial % 4);  // 8, 16, 32, 64
+    // ScaleBits 10-12 and alphabets of 16 or 256 run the SIMD kernels, ScaleBits 13-14 and 300 symbols the core step.
+    const std::uint32_t alphabet = trial % 3 == 0 ? 16 : trial % 3 == 1 ? 256 : 300;
+    coded c = make_coded(70 + trial % 50, 90 + trial % 70, alphabet, alphabet == 16 ? 0.6 : 0.95,
+                         options(10 + trial % 5, lanes, lanes * 2, trial % 7 == 0 ? 40 : 0), std::uint32_t(trial));
+    std::vector<std::uint8_t> bytes(c.tensor.data(), c.tensor.data() + c.tensor.size());
+    const std::size_t payload = c.tensor.view().payload_offset;
+    const int flips = 1 + trial % 4;
+    for (int f = 0; f < flips; ++f) {
+      std::uniform_int_distribution<std::size_t> at(payload, bytes.size() - 9);
+      bytes[at(rng)] ^= std::uint8_t(1u << (rng() % 8));
+    }
+    ecq::encoded_tensor t;
+    // A flip in a block's zero padding or its index is caught by open (bad_offset): only streams go on.
+    if (ecq::encoded_tensor::open(bytes.data(), bytes.size(), &t, ecq::open_options{false}) != status::ok) continue;
+    std::vector<std::uint16_t> ref(c.symbols.size()), out(c.symbols.size());
+    const status expected = ecq_test::decode_checked(t, ref.data(), ref.size());
+    for (ecq::cpu_path p : runnable_paths()) {
+      ecq::cpu_options o;
+      o.path = p;
+      o.threads = trial % 2 ? 2 : 1;
+      const status got = ecq::decode_to_symbols(t, out.data(), out.size(), o);
+      mismatched_statuses += got != expected;
+      if (expected == status::ok) {
+        EXPECT_EQ(out, ref);
+      }
+    }
+    failures += expected != status::ok;
+  }
+  EXPECT_EQ(mismatched_statuses, 0);
+  EXPECT_GT(failures, 100) << "the corruption should break most streams";
+}
+
+/// A container borrowed from memory just before a PROT_NONE page: no kernel may read past it. A container's
+/// size is 8 modulo 16 and it must start 16-byte aligned, so it ends 8 bytes before the page (its last block's
+/// stream ends before the 8-byte checksum and any block padding).
+TEST(DecodeToSymbols, StaysInsideAContainerThatEndsAtAGuardPage) {
+  const long page = sysconf(_SC_PAGESIZE);
+  for (std::uint32_t lanes : {8u, 16u, 32u, 64u}) {
+    coded c = make_coded(lanes * 3 + 1, 333, 16, 0.6, options(12, lanes, lanes, 0), lanes);
+    const std::size_t size = c.tensor.size();
+    const std::size_t span = (size + 8 + std::size_t(page) - 1) / std::size_t(page) * std::size_t(page);
+    // The container ends 8 bytes before the guard page: containers are 16-byte aligned with an 8-byte checksum tail.
+    void* mem = mmap(nullptr, span + std::size_t(page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    auto* base = static_cast<std::uint8_t*>(mem);
+    ASSERT_EQ(mprotect(base + span, std::size_t(page), PROT_NONE), 0);
+    std::uint8_t* start = base + span - size - 8;
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(start) % 16, 0u);
+    std::memcpy(start, c.tensor.data(), size);
+    ecq::encoded_tensor t;
+    ASSERT_EQ(ecq::encoded_tensor::open_borrowed(start, size, &t), status::ok);
+    std::vector<std::uint16_t> out(c.symbols.size());
+    for (ecq::cpu_path p : runnable_paths()) {
+      ecq::cpu_options o;
+      o.path = p;
+      ASSERT_EQ(ecq::decode_to_symbols(t, out.data(), out.size(), o), status::ok);
+      EXPECT_EQ(out, c.symbols);
+    }
+    munmap(mem, span + std::size_t(page));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Schemes: decode_to_float / decode_to_bf16 / gemv against the reference dequantiser.
+
+std::vector<ecq_test::test_tensor> test_tensors() {
+  std::vector<ecq_test::test_tensor> v{ecq_test::synthetic_tensor(96, 320, 1), ecq_test::synthetic_tensor(37, 200, 2)};
+  int taken = 0;  // a few real matrices (stories260K: 64-wide attention and 172-wide FFN ones) when ../shared exists
+  for (auto& t : ecq_test::real_tensors("stories260K.safetensors"))
+    if (t.rows > 1 && t.cols >= 64 && taken < 3 && (taken == 0 || t.cols != v.back().cols)) {
+      v.push_back(std::move(t));
+      ++taken;
+    }
+  return v;
+}
+
+ecq::encoded_tensor encode_with(const std::string& scheme, const ecq_test::test_tensor& w, ecq::layout_goal goal,
+                                ecq::quantized_tensor* q) {
+  ecq::scheme_spec spec;
+  EXPECT_EQ(ecq::parse_scheme(scheme, &spec), status::ok) << scheme;
+  EXPECT_EQ(ecq::quantize(spec, w.w.data(), w.rows, w.cols, q), status::ok) << scheme;
+  ecq::encoded_tensor t;
+  EXPECT_EQ(ecq_test::encode_quantized(*q, ecq::choose_coding_options(*q, goal), &t), status::ok) << scheme;
+  return t;
+}
+
+const char* const schemes[] = {"bf16",          "f16",          "affine4-g64",  "affine4-g64-p2", "affine4-g64-p4r2",
+                               "affine4-g64-p3", "affine8-g32",  "affine3-g128-bf16-p4r1", "codebook-nf4-g64",
+                               "codebook-nf4-g64-p2", "uniform-sqnr20", "uniform-sqnr25-row"};
+
+TEST(DecodeToFloat, EqualsTheReferenceDequantiserBitForBit) {
+  for (const auto& w : test_tensors())
+    for (const char* scheme : schemes)
+      for (ecq::layout_goal goal : {ecq::layout_goal::storage, ecq::layout_goal::kernel}) {
+        ecq::quantized_tensor q;
+        const ecq::encoded_tensor t = encode_with(scheme, w, goal, &q);
+        std::vector<float> ref;
+        ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+        for (unsigned threads : {1u, 2u}) {
+          ecq::cpu_options o;
+          o.threads = threads;
+          std::vector<float> out(ref.size(), -1.0f);
+          ASSERT_EQ(ecq::decode_to_float(t, out.data(), out.size(), o), status::ok) << scheme;
+          ASSERT_EQ(std::memcmp(out.data(), ref.data(), ref.size() * 4), 0) << scheme << " on " << w.name;
+          std::vector<std::uint16_t> h(ref.size());
+          ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size(), o), status::ok);
+          for (std::size_t i = 0; i < ref.size(); ++i)
+            ASSERT_EQ(h[i], ecq::float_to_bf16(ref[i])) << scheme << " weight " << i;
+        }
+        std::vector<float> out(ref.size());
+        EXPECT_EQ(ecq::decode_to_float(t, out.data(), out.size() - 1), status::output_too_small);
+      }
+}
+
+TEST(DecodeToBf16, GivesTheStoredPatternsOfTheLosslessScheme) {
+  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(70, 130, 5);
+  std::vector<std::uint16_t> patterns(w.w.size());
+  for (std::size_t i = 0; i < w.w.size(); ++i) patterns[i] = ecq::float_to_bf16(w.w[i]);
+  ecq::quantized_tensor q;
+  ecq::float16_encode(patterns.data(), w.rows, w.cols, ecq::float16_format::bfloat16, &q);
+  ecq::encoded_tensor t;
+  ASSERT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::kernel), &t), status::ok);
+  std::vector<std::uint16_t> h(patterns.size());
+  ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size()), status::ok);
+  EXPECT_EQ(h, patterns);
+}
+
+TEST(Gemv, MatchesTheFloat64ReferenceWithinTheDocumentedBound) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  for (const auto& w : test_tensors())
+    for (const char* scheme : schemes)
+      for (std::size_t batch : {std::size_t(1), std::size_t(3), std::size_t(8)}) {
+        ecq::quantized_tensor q;
+        const ecq::encoded_tensor t = encode_with(scheme, w, ecq::layout_goal::kernel, &q);
+        std::vector<float> ref;
+        ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+        std::vector<float> x(batch * w.cols);
+        for (float& v : x) v = n01(rng);
+        std::vector<float> y(batch * w.rows, -7.0f);
+        ecq::cpu_options o;
+        o.threads = 2;
+        ASSERT_EQ(ecq::gemv(t, x.data(), batch, y.data(), o), status::ok);
+        for (std::size_t b = 0; b < batch; ++b)
+          for (std::uint64_t r = 0; r < w.rows; ++r) {
+            double exact = 0.0, magnitude = 0.0;
+            for (std::uint64_t c = 0; c < w.cols; ++c) {
+              const double p = double(ref[r * w.cols + c]) * double(x[b * w.cols + c]);
+              exact += p;
+              magnitude += std::fabs(p);
+            }
+            const double bound = double(w.cols) * std::ldexp(1.0, -24) * magnitude;
+            ASSERT_LE(std::fabs(double(y[b * w.rows + r]) - exact), bound)
+                << scheme << " row " << r << " batch " << b << " on " << w.name;
+          }
+      }
+}
+
+TEST(Gemv, ReportsTheFirstBadBlockAndRejectsBadArguments) {
+  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(64, 512, 9);
+  ecq::quantized_tensor q;
+  const ecq::encoded_tensor good = encode_with("affine4-g64", w, ecq::layout_goal::kernel, &q);
+  std::vector<float> x(w.cols, 1.0f), y(w.rows);
+  EXPECT_EQ(ecq::gemv(good, x.data(), 0, y.data()), status::invalid_argument);
+  std::vector<std::uint8_t> bytes(good.data(), good.data() + good.size());
+  bytes[good.view().payload_offset + 3] ^= 0x40;  // the first block's flushed states
+  ecq::encoded_tensor bad;
+  ASSERT_EQ(ecq::encoded_tensor::open(bytes.data(), bytes.size(), &bad, ecq::open_options{false}), status::ok);
+  std::vector<std::uint16_t> symbols(std::size_t(w.rows * bad.geometry().symbols_per_row));
+  const status expected = ecq_test::decode_checked(bad, symbols.data(), symbols.size());
+  ASSERT_NE(expected, status::ok);
+  EXPECT_EQ(ecq::gemv(bad, x.data(), 1, y.data()), expected);
+  std::vector<float> f(w.w.size());
+  EXPECT_EQ(ecq::decode_to_float(bad, f.data(), f.size()), expected);
+}
+
+TEST(Executor, AnEnginesExecutorRunsEveryTask) {
+  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(256, 256, 4);
+  ecq::quantized_tensor q;
+  const ecq::encoded_tensor t = encode_with("bf16", w, ecq::layout_goal::kernel, &q);
+  std::size_t tasks_seen = 0;
+  const ecq::parallel_for_fn serial = [&](std::size_t count, const ecq::task_ref& task) {
+    for (std::size_t i = 0; i < count; ++i) task(i);
+    tasks_seen += count;
+  };
+  ecq::cpu_options o;
+  o.executor = &serial;
+  std::vector<float> out(w.w.size()), ref;
+  ASSERT_EQ(ecq::decode_to_float(t, out.data(), out.size(), o), status::ok);
+  ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+  EXPECT_EQ(out, ref);
+  EXPECT_EQ(tasks_seen, t.geometry().num_blocks());
+}
+
+}  // namespace
