@@ -36,6 +36,7 @@ constexpr frozen_code all_codes[] = {
     {status::unsupported_parameters, 11, "unsupported parameters"},
     {status::too_many_symbols, 12, "more symbols than frequency slots"},
     {status::trailing_data, 13, "trailing data after the stream"},
+    {status::device_error, 14, "CUDA call failed"},
 };
 constexpr int code_count = int(sizeof(all_codes) / sizeof(all_codes[0]));
 

@@ -28,6 +28,7 @@ enum class status : int {
   unsupported_parameters = 11,  // valid format, but parameters this build has no decoder for
   too_many_symbols = 12,     // more present symbols than 2^ScaleBits slots
   trailing_data = 13,        // decoding finished but unread words remain
+  device_error = 14,         // a CUDA call failed (no device, out of device or pinned memory, ...)
 };
 
 /// @return a short, stable, human-readable name for `s` ("ok", "truncated", ...).
@@ -47,6 +48,7 @@ ECQ_HOST_DEVICE constexpr const char* status_string(status s) noexcept {
     case status::unsupported_parameters: return "unsupported parameters";
     case status::too_many_symbols: return "more symbols than frequency slots";
     case status::trailing_data: return "trailing data after the stream";
+    case status::device_error: return "CUDA call failed";
   }
   return "unknown status";
 }
