@@ -19,7 +19,8 @@
 // range of items; consecutive items of the same row tile accumulate in
 // registers, and a row tile's sums are added to y with atomicAdd when the
 // warp leaves it (several warps, or several K-ranges, may share a row tile:
-// zero y first).
+// zero y first). y has `rows` rows per batch column: a last tile with fewer
+// real rows (padding rows, docs/format.md section 6) adds to those only.
 //
 // Shared memory (dynamic; shared_bytes(columns)):
 //   block_decoder storage | activations as A records, columns / 4 quads x
@@ -297,8 +298,9 @@ class fused_gemv_sink {
             ECQ_PRAGMA_UNROLL
             for (int w = 0; w < Ways; ++w) v += dot_[w * StatesPerLane + h].d[s][i];
           }
-          if (dot_[0].holds(s, i, Batch))
-            atomicAdd(y_ + dot_[0].batch_of(s, i) * rows_ + tile_[0].row + 32u * h + dot_[0].row_of(i), v);
+          // Rows past the tensor's end (the last tile's padding rows) have no y.
+          const std::uint32_t row = tile_[0].row + 32u * h + dot_[0].row_of(i);
+          if (dot_[0].holds(s, i, Batch) && row < rows_) atomicAdd(y_ + dot_[0].batch_of(s, i) * rows_ + row, v);
           acc_[h][s][i] = 0.0f;
         }
     if constexpr (!grouped) {

@@ -407,6 +407,9 @@ class warp_decoder {
 
   /// This lane's state h of way w (every state equals L after a valid stream).
   ECQ_DEVICE std::uint32_t state(int w = 0, int h = 0) const { return x_[w][h]; }
+  /// Words of way w's current stream read so far, initial states included
+  /// (all of its num_words after a valid stream). Before end_tile.
+  ECQ_DEVICE std::uint32_t words_read(int w = 0) const { return words_[w].position() - stream_start_[w]; }
 
  private:
   /// One round of way w: table lookups, state advances, renormalisation.
