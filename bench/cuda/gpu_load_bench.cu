@@ -1,0 +1,334 @@
+// bench/cuda/gpu_load_bench.cu — READ ME FIRST
+//
+// Issue #12's product path, measured in one run: synthetic weights of a
+// 28672 x 8192 matrix (Student-t, as gpu_bench makes them) are encoded by the
+// library's GPU-layout encoders (ecq/gpu_container.hpp: lossless bf16 pairs,
+// and 4-bit affine codes from affine_quantize, group 128, bfloat16 side
+// data), written into an .ecq file in memory (ecq_file_writer), read back
+// (ecq_file_reader), loaded by the device loader (ecq/device_tensor.cuh) and
+// decoded on the device through the public API (ecq/device_decode.cuh):
+//   * copy bandwidths: device to device (1 GiB, bytes read + written) and
+//     host to device from pinned and from pageable memory (256 MiB);
+//   * load: host checks + staging + H2D of each tensor, wall time;
+//   * decode_codes / decode_bf16: median per launch over CUDA graphs that
+//     rotate over two loaded copies (each larger than L2), checked bit for
+//     bit against the input, weights/s and (compressed read + output write)
+//     bytes/s next to the measured device copy bandwidth.
+// Prints a table last and writes JSON (--json PATH). --test: a 4096 x 4096
+// matrix, every check and no timing (for compute-sanitizer).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <ecq/device_decode.cuh>
+#include <ecq/device_tensor.cuh>
+#include <ecq/gpu_container.hpp>
+#include <ecq/io/ecq_file.hpp>
+#include <ecq/schemes/affine.hpp>
+
+#include "tile_codec.hpp"
+
+#define CK(call)                                                                                   \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                                \
+    }                                                                                              \
+  } while (0)
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+bool g_test = false;
+int g_failures = 0;
+
+struct row {
+  std::string what;
+  double us = 0, weights = 0, bytes = 0;
+  bool ok = true;
+  std::string note;
+};
+std::vector<row> g_rows;
+
+void record(const row& r) {
+  g_rows.push_back(r);
+  std::printf("  %-34s %10.2f us %9.3f Tw/s %8.1f GB/s %s %s\n", r.what.c_str(), r.us,
+              r.us > 0 ? r.weights / r.us / 1e6 : 0.0, r.us > 0 ? r.bytes / r.us / 1e3 : 0.0, r.ok ? "ok" : "FAIL",
+              r.note.c_str());
+  std::fflush(stdout);
+  if (!r.ok) ++g_failures;
+}
+
+/// Median time per launch (us) of launch(copy, stream), captured `per_graph`
+/// times in a graph rotating over `copies`, over 7 replays.
+double time_graph(const std::function<void(int, cudaStream_t)>& launch, int copies, int per_graph) {
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (int i = 0; i < copies; ++i) launch(i, st);
+  CK(cudaStreamSynchronize(st));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < per_graph; ++i) launch(i % copies, st);
+  CK(cudaStreamEndCapture(st, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  CK(cudaGraphLaunch(exec, st));
+  CK(cudaStreamSynchronize(st));
+  std::vector<double> t;
+  for (int r = 0; r < 7; ++r) {
+    CK(cudaEventRecord(a, st));
+    CK(cudaGraphLaunch(exec, st));
+    CK(cudaEventRecord(b, st));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms * 1000.0 / per_graph);
+  }
+  std::sort(t.begin(), t.end());
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  CK(cudaGraphExecDestroy(exec));
+  CK(cudaGraphDestroy(graph));
+  CK(cudaStreamDestroy(st));
+  return t[t.size() / 2];
+}
+
+/// GB/s of `n`-byte copies of kind `kind` between a and b (median of graphs).
+double copy_gbs(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind, double bytes_per_copy) {
+  const double us = time_graph([&](int, cudaStream_t st) { CK(cudaMemcpyAsync(dst, src, n, kind, st)); }, 1, 8);
+  return bytes_per_copy / us / 1e3;
+}
+
+/// The loaded copies of one tensor and its decoded output.
+struct loaded {
+  std::vector<ecq::device_tensor> copies;
+  double load_s = 0;        // wall time of the first load (checks, staging, copy), stream synchronised
+  std::size_t file_bytes = 0;
+};
+
+loaded load_copies(const ecq::ecq_file_reader& file, std::size_t index, int copies, ecq::pinned_staging* staging) {
+  loaded l;
+  l.file_bytes = std::size_t(file.tensors()[index].size);
+  for (int c = 0; c < copies; ++c) {
+    ecq::device_tensor d;
+    const auto t0 = clock_type::now();
+    const ecq::status st = ecq::device_tensor::load(file, index, 0, staging, &d);
+    CK(cudaStreamSynchronize(0));
+    if (c == 0) l.load_s = seconds_since(t0);
+    if (st != ecq::status::ok) {
+      std::printf("  load: %s\n", ecq::status_string(st));
+      ++g_failures;
+      return l;
+    }
+    l.copies.push_back(std::move(d));
+  }
+  return l;
+}
+
+void run(std::uint32_t M, std::uint32_t K, double d2d_gbs) {
+  const std::size_t n = std::size_t(M) * K;
+  std::printf("shape %ux%u\n", M, K);
+  auto t0 = clock_type::now();
+  std::vector<float> wf(n);
+  ecq_bench::parallel_for(M, [&](std::size_t a, std::size_t b) {
+    for (std::size_t r = a; r < b; ++r) {
+      const float rs = 0.02f * float(0.5 + ecq_bench::uniform01(ecq_bench::mix64(0xabcd + r)));
+      for (std::uint32_t c = 0; c < K; ++c) wf[r * K + c] = ecq_bench::t8_at(0x5eed, r * K + c, rs);
+    }
+  });
+  std::vector<std::uint16_t> wb(n);
+  ecq_bench::parallel_for(n, [&](std::size_t a, std::size_t b) {
+    for (std::size_t i = a; i < b; ++i) wb[i] = ecq_bench::float_to_bf16(wf[i]);
+  });
+  std::printf("  weights made in %.1f s\n", seconds_since(t0));
+
+  // The product path: library encoders -> .ecq file -> reader -> loader.
+  t0 = clock_type::now();
+  ecq::encoded_tensor tb, ta;
+  ecq::status st = ecq::encode_gpu_bf16(wb.data(), M, K, &tb);
+  const double enc_b = seconds_since(t0);
+  ecq::affine_params p;
+  p.bits = 4;
+  p.group_size = 128;
+  p.side_format = ecq::float16_format::bfloat16;
+  ecq::quantized_tensor q;
+  std::vector<std::uint8_t> codes;
+  t0 = clock_type::now();
+  ecq::status sa = ecq::affine_quantize(wf.data(), M, K, p, &q, &codes);
+  std::vector<std::uint16_t> scales, biases;
+  if (sa == ecq::status::ok) {
+    const auto* s = q.find(ecq::section_tag::scales);
+    const auto* b = q.find(ecq::section_tag::biases);
+    scales.resize(s->bytes.size() / 2);
+    biases.resize(b->bytes.size() / 2);
+    std::memcpy(scales.data(), s->bytes.data(), s->bytes.size());
+    std::memcpy(biases.data(), b->bytes.data(), b->bytes.size());
+    sa = ecq::encode_gpu_affine4(codes.data(), scales, biases, M, K, 128, &ta);
+  }
+  const double enc_a = seconds_since(t0);
+  std::vector<float>().swap(wf);
+  if (st != ecq::status::ok || sa != ecq::status::ok) {
+    std::printf("  encode failed: bf16 %s, affine4 %s\n", ecq::status_string(st), ecq::status_string(sa));
+    ++g_failures;
+    return;
+  }
+  std::printf("  encoded: bf16 S=%u %.3f bits/weight (%.1f s), affine4 g128 S=%u %.3f bits/weight incl. side "
+              "(quantise + encode %.1f s)\n",
+              tb.geometry().scale_bits, double(tb.size()) * 8 / double(n), enc_b, ta.geometry().scale_bits,
+              double(ta.size()) * 8 / double(n), enc_a);
+  ecq::ecq_file_writer writer;
+  if (writer.add("w.bf16", ecq::tensor_dtype::bf16, {M, K}, tb) != ecq::status::ok ||
+      writer.add("w.q4", ecq::tensor_dtype::bf16, {M, K}, ta) != ecq::status::ok) {
+    ++g_failures;
+    return;
+  }
+  tb = ecq::encoded_tensor{};
+  ta = ecq::encoded_tensor{};
+  const std::vector<std::uint8_t> file_bytes = writer.serialize();
+  ecq::ecq_file_reader file;
+  if (file.parse(file_bytes.data(), file_bytes.size()) != ecq::status::ok) {
+    ++g_failures;
+    return;
+  }
+  ecq::pinned_staging staging;
+  const int copies = g_test ? 1 : 2;
+  loaded lb = load_copies(file, 0, copies, &staging);
+  loaded la = load_copies(file, 1, copies, &staging);
+  if (int(lb.copies.size()) != copies || int(la.copies.size()) != copies) return;
+  std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
+              double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
+
+  // decode bf16
+  {
+    std::uint16_t* out = nullptr;
+    std::uint32_t* flags = nullptr;
+    CK(cudaMalloc(&out, n * 2));
+    CK(cudaMalloc(&flags, 4));
+    CK(cudaMemset(out, 0xff, n * 2));
+    CK(cudaMemset(flags, 0, 4));
+    row r;
+    r.what = "decode_bf16 (bit-exact)";
+    r.ok = ecq::decode_bf16(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+           ecq::read_decode_flags(flags, 0) == ecq::status::ok;
+    std::vector<std::uint16_t> back(n);
+    CK(cudaMemcpy(back.data(), out, n * 2, cudaMemcpyDeviceToHost));
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
+    r.ok = r.ok && bad == 0;
+    r.weights = double(n);
+    r.bytes = double(lb.file_bytes) + double(n) * 2;
+    if (!g_test)
+      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_bf16(lb.copies[c].view(), out, flags, s); }, copies,
+                        20);
+    char note[96];
+    std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the D2D copy bandwidth", bad,
+                  r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / d2d_gbs : 0.0);
+    r.note = note;
+    record(r);
+    CK(cudaFree(out));
+    CK(cudaFree(flags));
+  }
+  // decode 4-bit codes
+  {
+    std::vector<std::uint8_t> want(n / 2);
+    for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
+    std::uint8_t* out = nullptr;
+    std::uint32_t* flags = nullptr;
+    CK(cudaMalloc(&out, n / 2));
+    CK(cudaMalloc(&flags, 4));
+    CK(cudaMemset(out, 0xff, n / 2));
+    CK(cudaMemset(flags, 0, 4));
+    row r;
+    r.what = "decode_codes (exact)";
+    r.ok = ecq::decode_codes(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+           ecq::read_decode_flags(flags, 0) == ecq::status::ok;
+    std::vector<std::uint8_t> back(n / 2);
+    CK(cudaMemcpy(back.data(), out, n / 2, cudaMemcpyDeviceToHost));
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n / 2; ++i) bad += back[i] != want[i];
+    r.ok = r.ok && bad == 0;
+    r.weights = double(n);
+    r.bytes = double(la.file_bytes) + double(n) / 2;
+    if (!g_test)
+      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_codes(la.copies[c].view(), out, flags, s); }, copies,
+                        40);
+    char note[64];
+    std::snprintf(note, sizeof note, "%zu wrong", bad);
+    r.note = note;
+    record(r);
+    CK(cudaFree(out));
+    CK(cudaFree(flags));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--test")) g_test = true;
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+  }
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  double d2d = 0, h2d_pinned = 0, h2d_pageable = 0;
+  if (!g_test) {
+    const std::size_t big = std::size_t(1) << 30, mid = std::size_t(256) << 20;
+    void *a = nullptr, *b = nullptr, *pinned = nullptr;
+    CK(cudaMalloc(&a, big));
+    CK(cudaMalloc(&b, big));
+    CK(cudaMemset(a, 1, big));
+    d2d = copy_gbs(b, a, big, cudaMemcpyDeviceToDevice, 2.0 * double(big));
+    CK(cudaMallocHost(&pinned, mid));
+    std::memset(pinned, 1, mid);
+    h2d_pinned = copy_gbs(b, pinned, mid, cudaMemcpyHostToDevice, double(mid));
+    std::vector<std::uint8_t> pageable(mid, 1);
+    h2d_pageable = copy_gbs(b, pageable.data(), mid, cudaMemcpyHostToDevice, double(mid));
+    CK(cudaFreeHost(pinned));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    std::printf("copy bandwidth: D2D %.1f GB/s (read + write), H2D pinned %.1f GB/s, H2D pageable %.1f GB/s\n", d2d,
+                h2d_pinned, h2d_pageable);
+  }
+  if (g_test)
+    run(4096, 4096, d2d);
+  else
+    run(28672, 8192, d2d);
+
+  if (!json.empty()) {
+    if (FILE* f = std::fopen(json.c_str(), "w")) {
+      std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"d2d_GBps\": %.1f,\n  \"h2d_pinned_GBps\": %.1f,\n"
+                   "  \"h2d_pageable_GBps\": %.1f,\n  \"rows\": [\n", prop.name, d2d, h2d_pinned, h2d_pageable);
+      for (std::size_t i = 0; i < g_rows.size(); ++i)
+        std::fprintf(f, "    {\"what\": \"%s\", \"us\": %.3f, \"weights\": %.0f, \"bytes\": %.0f, \"ok\": %s}%s\n",
+                     g_rows[i].what.c_str(), g_rows[i].us, g_rows[i].weights, g_rows[i].bytes,
+                     g_rows[i].ok ? "true" : "false", i + 1 < g_rows.size() ? "," : "");
+      std::fprintf(f, "  ]\n}\n");
+      std::fclose(f);
+    }
+  }
+  std::printf("\n%-34s %10s %9s %8s\n", "what", "us", "Tw/s", "GB/s");
+  for (const row& r : g_rows)
+    std::printf("%-34s %10.2f %9.3f %8.1f %s %s\n", r.what.c_str(), r.us, r.us > 0 ? r.weights / r.us / 1e6 : 0.0,
+                r.us > 0 ? r.bytes / r.us / 1e3 : 0.0, r.ok ? "ok" : "FAIL", r.note.c_str());
+  std::printf("D2D %.1f GB/s, H2D pinned %.1f GB/s, pageable %.1f GB/s, failures %d\n", d2d, h2d_pinned, h2d_pageable,
+              g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
