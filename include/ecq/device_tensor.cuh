@@ -20,6 +20,9 @@
 //   pinned_staging        the reusable page-locked buffer of load; a load
 //                         waits (event) until the previous copy out of it
 //                         has finished before overwriting it.
+//   device_image          the bytes load copies (container + tables), for
+//                         pipelines that hold tensors in host memory and
+//                         copy them themselves (view_at gives their view).
 //   device_tensor_view    what kernels take by value: it is the Tiles /
 //                         Streams functor of ecq/fused_gemv.cuh and
 //                         ecq/block_decode.cuh, with the activations' K
@@ -241,6 +244,44 @@ class pinned_staging {
   cudaEvent_t done_ = nullptr;
 };
 
+/// What load copies to the device for one tensor, built on the host: the
+/// container verbatim, then its narrow tables at 256-byte boundaries. A
+/// pipeline that keeps tensors in (pinned) host memory and copies them
+/// itself places images anywhere 256-byte aligned and takes view_at.
+struct device_image {
+  gpu_tensor_layout layout{};
+  std::size_t table_at = 0, code_table_at = 0;  // byte offsets; code_table_at = 0 for scheme 8
+  std::vector<std::uint8_t> bytes;
+
+  /// CHECKED: check_gpu_layout and build_gpu_table, then the bytes.
+  /// @return status::ok; else the status of check_gpu_layout or
+  ///         build_gpu_table (*out is then empty).
+  static status of(const encoded_tensor& t, device_image* out) {
+    *out = device_image{};
+    device_image m;
+    status st = check_gpu_layout(t, &m.layout);
+    if (st != status::ok) return st;
+    std::vector<std::uint32_t> table, code_table;
+    if ((st = build_gpu_table(t, m.layout, gpu_table_kind::gemv, &table)) != status::ok) return st;
+    const bool codes = m.layout.scheme_id == gpu_layout::affine4_scheme;
+    if (codes && (st = build_gpu_table(t, m.layout, gpu_table_kind::codes, &code_table)) != status::ok) return st;
+    m.table_at = (t.size() + 255) / 256 * 256;
+    m.code_table_at = codes ? m.table_at + table.size() * 4 : 0;
+    m.bytes.assign(m.table_at + (table.size() + code_table.size()) * 4, 0);
+    std::memcpy(m.bytes.data(), t.data(), t.size());
+    std::memcpy(m.bytes.data() + m.table_at, table.data(), table.size() * 4);
+    if (codes) std::memcpy(m.bytes.data() + m.code_table_at, code_table.data(), code_table.size() * 4);
+    *out = std::move(m);
+    return status::ok;
+  }
+  /// The view of this image copied to `device` (device memory, 16-byte aligned).
+  device_tensor_view view_at(const std::uint8_t* device) const {
+    return device_tensor_view::of(layout, device, reinterpret_cast<const std::uint32_t*>(device + table_at),
+                                  code_table_at ? reinterpret_cast<const std::uint32_t*>(device + code_table_at)
+                                                : nullptr);
+  }
+};
+
 /// A tensor in device memory (see the file comment). Move-only.
 class device_tensor {
  public:
@@ -265,33 +306,22 @@ class device_tensor {
   ///         device, ...). *out is empty unless ok.
   static status load(const encoded_tensor& t, cudaStream_t stream, pinned_staging* staging, device_tensor* out) {
     *out = device_tensor{};
-    gpu_tensor_layout L;
-    status st = check_gpu_layout(t, &L);
+    device_image m;
+    const status st = device_image::of(t, &m);
     if (st != status::ok) return st;
-    std::vector<std::uint32_t> table, code_table;
-    if ((st = build_gpu_table(t, L, gpu_table_kind::gemv, &table)) != status::ok) return st;
-    const bool codes = L.scheme_id == gpu_layout::affine4_scheme;
-    if (codes && (st = build_gpu_table(t, L, gpu_table_kind::codes, &code_table)) != status::ok) return st;
-    // One allocation: container, then the tables at 256-byte boundaries.
-    const std::size_t table_at = (t.size() + 255) / 256 * 256, table_bytes = table.size() * 4;
-    const std::size_t code_at = table_at + table_bytes, total = code_at + code_table.size() * 4;
     device_tensor d;
     void* mem = nullptr;
-    if (cudaMalloc(&mem, total) != cudaSuccess) return status::device_error;
+    if (cudaMalloc(&mem, m.bytes.size()) != cudaSuccess) return status::device_error;
     d.memory_ = static_cast<std::uint8_t*>(mem);
-    d.bytes_ = total;
-    std::uint8_t* host = staging->acquire(total);
+    d.bytes_ = m.bytes.size();
+    std::uint8_t* host = staging->acquire(m.bytes.size());
     if (host == nullptr) return status::device_error;
-    std::memcpy(host, t.data(), t.size());
-    std::memset(host + t.size(), 0, table_at - t.size());
-    std::memcpy(host + table_at, table.data(), table_bytes);
-    if (codes) std::memcpy(host + code_at, code_table.data(), code_table.size() * 4);
-    if (cudaMemcpyAsync(d.memory_, host, total, cudaMemcpyHostToDevice, stream) != cudaSuccess ||
+    std::memcpy(host, m.bytes.data(), m.bytes.size());
+    if (cudaMemcpyAsync(d.memory_, host, m.bytes.size(), cudaMemcpyHostToDevice, stream) != cudaSuccess ||
         !staging->release(stream))
       return status::device_error;
-    d.layout_ = L;
-    d.view_ = device_tensor_view::of(L, d.memory_, reinterpret_cast<const std::uint32_t*>(d.memory_ + table_at),
-                                     codes ? reinterpret_cast<const std::uint32_t*>(d.memory_ + code_at) : nullptr);
+    d.layout_ = m.layout;
+    d.view_ = m.view_at(d.memory_);
     *out = std::move(d);
     return status::ok;
   }
