@@ -1,0 +1,410 @@
+// bench/cuda/gpu_stream_bench.cu — READ ME FIRST
+//
+// Issue #12, point 4: a model whose weights stay in host memory and stream
+// to the GPU for every token. A Llama-3-8B-shaped stack (32 layers of q, k,
+// v, o, gate, up, down: 4096x4096, 1024x4096, 1024x4096, 4096x4096,
+// 14336x4096, 14336x4096, 4096x14336) of synthetic weights (Student-t, as
+// gpu_bench makes them; one layer is generated and encoded, and its bytes
+// are copied into 32 separate pinned host buffers per format) is held in
+// pinned host memory. Per token, layer by layer, a double-buffered pipeline
+// copies layer i+1 on one stream while layer i runs on another; events
+// order the two streams (a buffer is refilled only after the layer that
+// used it has run), with no host synchronisation per layer. Modes:
+//   bf16 + cuBLAS             the uncompressed bf16 layer, cublasGemmEx
+//   ecq bf16 + fused GEMV     the lossless GPU-layout layer (library encoder,
+//                             device_image, device_tensor_view), the fused
+//                             decode -> dot kernel
+//   ecq bf16 + decode+cuBLAS  the same layer, decode_bf16 then cublasGemmEx
+// at batch 1 and 8, time per token = median of 3 tokens after a warm-up one
+// (CUDA events). Every mode's last-layer outputs are checked against cuBLAS
+// on a device-resident copy of the weights (bit-equal for the cuBLAS modes,
+// relative error < 1e-4 for the fused GEMV). The run's pinned H2D bandwidth
+// is printed beside it. --json PATH writes the rows.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ecq/device_decode.cuh>
+#include <ecq/device_tensor.cuh>
+#include <ecq/fused_gemv.cuh>
+#include <ecq/gpu_container.hpp>
+
+#include "tile_codec.hpp"
+
+#define CK(call)                                                                                   \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                                \
+    }                                                                                              \
+  } while (0)
+#define CB(call)                                                                                 \
+  do {                                                                                           \
+    cublasStatus_t s_ = (call);                                                                  \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                           \
+      std::fprintf(stderr, "%s:%d: %s: cublas status %d\n", __FILE__, __LINE__, #call, int(s_)); \
+      std::exit(2);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+namespace {
+
+struct shape {
+  const char* name;
+  std::uint32_t M, K;
+};
+constexpr shape kLayer[7] = {{"q", 4096, 4096},     {"k", 1024, 4096},    {"v", 1024, 4096},    {"o", 4096, 4096},
+                             {"gate", 14336, 4096}, {"up", 14336, 4096}, {"down", 4096, 14336}};
+constexpr int kLayers = 32;
+constexpr std::uint32_t kMaxK = 14336, kMaxM = 14336;
+
+// The fused GEMV in the configuration measured fastest for bf16 pairs
+// (docs/cuda-notes.md): 16-warp blocks, two per SM, one 32-row stream per
+// warp, 8-round blocks. Blocks are split evenly over the K-parts.
+constexpr int kWarps = 16;
+using fused_decoder = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 8, 1>>;
+template <int Batch>
+using fused_gemv = ecq::block_fused_gemv<kWarps, fused_decoder, ecq::bf16_pair_dequant, Batch>;
+
+template <int Batch>
+__global__ void __launch_bounds__(kWarps * 32, 2) fused_kernel(ecq::device_tensor_view t, const std::uint16_t* x, float* y) {
+  extern __shared__ uint4 smem[];
+  const std::uint32_t blocks_per_part = gridDim.x / t.parts(), part = blockIdx.x / blocks_per_part;
+  const std::uint32_t columns = t.chunks_per_part * ecq::device_tensor_view::chunk_cols;
+  fused_gemv<Batch> g(smem, columns);
+  g.load(t.table, x, t.cols, part * columns);
+  const ecq::item_range r = ecq::warp_item_range(
+      t.items_per_part(), (blockIdx.x % blocks_per_part) * kWarps + threadIdx.x / 32, blocks_per_part * kWarps);
+  g.run(t, r.first + part * t.items_per_part(), r.last + part * t.items_per_part(), y, t.rows);
+}
+
+/// Launch plan of the fused kernel for one matrix: the fewest K-parts whose
+/// staged activations fit two blocks per SM.
+struct fused_plan {
+  ecq::device_tensor_view view{};  // parts applied; pointers rebased per layer
+  std::uint32_t parts = 0;
+  std::size_t smem = 0;
+  int grid = 0;
+};
+
+template <int Batch>
+bool plan_fused(const ecq::gpu_tensor_layout& L, int sms, fused_plan* p) {
+  for (std::uint32_t parts = 1; parts <= L.chunks; ++parts) {
+    if (L.chunks % parts != 0) continue;
+    const std::size_t smem = fused_gemv<Batch>::shared_bytes(L.cols / parts);
+    if (smem > 110 * 1024) continue;
+    p->parts = parts;
+    p->smem = smem;
+    p->grid = int((2 * std::uint32_t(sms)) / parts * parts);
+    return cudaFuncSetAttribute(fused_kernel<Batch>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) ==
+           cudaSuccess;
+  }
+  return false;
+}
+
+/// One layer as the pipeline holds it: per matrix, where its bytes sit in
+/// the layer's buffer.
+struct layer_format {
+  std::size_t bytes = 0;
+  std::size_t offset[7] = {};
+  ecq::device_image image[7];  // ecq only: the host-built images (layout, table offsets)
+};
+
+enum class mode { bf16_cublas, ecq_fused, ecq_decode_cublas };
+const char* mode_name(mode m) {
+  return m == mode::bf16_cublas ? "bf16 copy + cuBLAS" : m == mode::ecq_fused ? "ecq bf16 copy + fused GEMV"
+                                                                                : "ecq bf16 copy + decode + cuBLAS";
+}
+
+struct result {
+  std::string mode;
+  int batch = 0;
+  double ms = 0, bytes_per_token = 0;
+  bool ok = true;
+  double err = 0;
+};
+std::vector<result> g_results;
+
+struct context {
+  int sms = 0;
+  cublasHandle_t blas{};
+  cudaStream_t copy{}, compute{};
+  std::vector<std::uint8_t*> host_plain, host_ecq;  // per layer, pinned
+  layer_format plain, ecq;
+  std::uint8_t* dev[2] = {};                        // double buffer, sized for the larger format
+  std::uint16_t* decoded = nullptr;                 // decode + cuBLAS: one matrix at a time
+  std::uint16_t* x = nullptr;                       // batch x kMaxK activations
+  float* y[7] = {};                                 // batch x M outputs per matrix
+  std::uint32_t* flags = nullptr;
+  fused_plan plan1[7], plan8[7];
+};
+
+void gemm(context& c, const std::uint16_t* w, const shape& s, int batch, float* y, cudaStream_t st) {
+  const float alpha = 1.0f, beta = 0.0f;
+  CB(cublasSetStream(c.blas, st));
+  CB(cublasGemmEx(c.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(s.M), batch, int(s.K), &alpha, w, CUDA_R_16BF, int(s.K), c.x,
+                  CUDA_R_16BF, int(s.K), &beta, y, CUDA_R_32F, int(s.M), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/// Queues layer work for one matrix j of a layer whose bytes are at `base` (device).
+void run_matrix(context& c, mode m, int batch, int j, const std::uint8_t* base) {
+  const shape& s = kLayer[j];
+  if (m == mode::bf16_cublas) {
+    gemm(c, reinterpret_cast<const std::uint16_t*>(base + c.plain.offset[j]), s, batch, c.y[j], c.compute);
+    return;
+  }
+  const ecq::device_tensor_view v = c.ecq.image[j].view_at(base + c.ecq.offset[j]);
+  if (m == mode::ecq_decode_cublas) {
+    if (ecq::decode_bf16(v, c.decoded, c.flags, c.compute) != ecq::status::ok) std::exit(3);
+    gemm(c, c.decoded, s, batch, c.y[j], c.compute);
+    return;
+  }
+  const fused_plan& p = batch == 1 ? c.plan1[j] : c.plan8[j];
+  ecq::device_tensor_view vp;
+  if (!v.with_parts(p.parts, &vp)) std::exit(3);
+  CK(cudaMemsetAsync(c.y[j], 0, std::size_t(batch) * s.M * 4, c.compute));
+  if (batch == 1)
+    fused_kernel<1><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+  else
+    fused_kernel<8><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+}
+
+/// One token: every layer copied from host memory (double-buffered) and run.
+/// @return milliseconds from the first copy to the last layer's end.
+double token(context& c, mode m, int batch) {
+  const bool plain = m == mode::bf16_cublas;
+  const layer_format& f = plain ? c.plain : c.ecq;
+  const std::vector<std::uint8_t*>& host = plain ? c.host_plain : c.host_ecq;
+  cudaEvent_t start, end, copied[2], freed[2];
+  CK(cudaEventCreate(&start));
+  CK(cudaEventCreate(&end));
+  for (int b = 0; b < 2; ++b) {
+    CK(cudaEventCreateWithFlags(&copied[b], cudaEventDisableTiming));
+    CK(cudaEventCreateWithFlags(&freed[b], cudaEventDisableTiming));
+    CK(cudaEventRecord(freed[b], c.compute));
+  }
+  CK(cudaStreamSynchronize(c.compute));
+  CK(cudaEventRecord(start, c.copy));
+  for (int i = 0; i < kLayers; ++i) {
+    const int b = i % 2;
+    CK(cudaStreamWaitEvent(c.copy, freed[b], 0));  // layer i - 2 has finished with the buffer
+    CK(cudaMemcpyAsync(c.dev[b], host[std::size_t(i)], f.bytes, cudaMemcpyHostToDevice, c.copy));
+    CK(cudaEventRecord(copied[b], c.copy));
+    CK(cudaStreamWaitEvent(c.compute, copied[b], 0));
+    for (int j = 0; j < 7; ++j) run_matrix(c, m, batch, j, c.dev[b]);
+    CK(cudaEventRecord(freed[b], c.compute));
+  }
+  CK(cudaEventRecord(end, c.compute));
+  CK(cudaEventSynchronize(end));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, start, end));
+  CK(cudaEventDestroy(start));
+  CK(cudaEventDestroy(end));
+  for (int b = 0; b < 2; ++b) {
+    CK(cudaEventDestroy(copied[b]));
+    CK(cudaEventDestroy(freed[b]));
+  }
+  return ms;
+}
+
+std::vector<float> download(const float* p, std::size_t n) {
+  std::vector<float> v(n);
+  CK(cudaMemcpy(v.data(), p, n * 4, cudaMemcpyDeviceToHost));
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json;
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  context c;
+  c.sms = prop.multiProcessorCount;
+  std::printf("device %s, %d SMs\n", prop.name, c.sms);
+  CB(cublasCreate(&c.blas));
+  CK(cudaStreamCreateWithFlags(&c.copy, cudaStreamNonBlocking));
+  CK(cudaStreamCreateWithFlags(&c.compute, cudaStreamNonBlocking));
+
+  // One layer's weights, bf16 and GPU-layout containers (7 matrices in parallel).
+  std::vector<std::uint16_t> wb[7];
+  ecq::status st[7];
+  std::vector<std::thread> threads;
+  for (int j = 0; j < 7; ++j)
+    threads.emplace_back([&, j] {
+      const shape& s = kLayer[j];
+      wb[j].resize(std::size_t(s.M) * s.K);
+      for (std::size_t r = 0; r < s.M; ++r) {
+        const float rs = 0.02f * float(0.5 + ecq_bench::uniform01(ecq_bench::mix64(0xabcd + r + 977u * j)));
+        for (std::uint32_t k = 0; k < s.K; ++k)
+          wb[j][r * s.K + k] = ecq_bench::float_to_bf16(ecq_bench::t8_at(0x5eed + j, r * s.K + k, rs));
+      }
+      ecq::encoded_tensor t;
+      st[j] = ecq::encode_gpu_bf16(wb[j].data(), s.M, s.K, &t);
+      if (st[j] == ecq::status::ok) st[j] = ecq::device_image::of(t, &c.ecq.image[j]);
+    });
+  for (auto& t : threads) t.join();
+  double weights = 0;
+  for (int j = 0; j < 7; ++j) {
+    if (st[j] != ecq::status::ok || c.ecq.image[j].layout.scale_bits != 11) {
+      std::printf("%s: encode %s, S = %u (the fused kernel is built for 11)\n", kLayer[j].name,
+                  ecq::status_string(st[j]), c.ecq.image[j].layout.scale_bits);
+      return 1;
+    }
+    c.plain.offset[j] = c.plain.bytes;
+    c.plain.bytes += (wb[j].size() * 2 + 255) / 256 * 256;
+    c.ecq.offset[j] = c.ecq.bytes;
+    c.ecq.bytes += (c.ecq.image[j].bytes.size() + 255) / 256 * 256;
+    weights += double(wb[j].size());
+  }
+  std::printf("layer: %.0f M weights; bf16 %.1f MB, ecq bf16 %.1f MB (%.3f bits/weight incl. tables), x %d layers\n",
+              weights / 1e6, double(c.plain.bytes) / 1e6, double(c.ecq.bytes) / 1e6,
+              double(c.ecq.bytes) * 8 / weights, kLayers);
+
+  // 32 layers of each format in pinned host memory.
+  std::vector<std::uint8_t> plain_layer(c.plain.bytes, 0), ecq_layer(c.ecq.bytes, 0);
+  for (int j = 0; j < 7; ++j) {
+    std::memcpy(plain_layer.data() + c.plain.offset[j], wb[j].data(), wb[j].size() * 2);
+    std::memcpy(ecq_layer.data() + c.ecq.offset[j], c.ecq.image[j].bytes.data(), c.ecq.image[j].bytes.size());
+  }
+  for (int i = 0; i < kLayers; ++i) {
+    void* p = nullptr;
+    CK(cudaMallocHost(&p, c.plain.bytes));
+    std::memcpy(p, plain_layer.data(), c.plain.bytes);
+    c.host_plain.push_back(static_cast<std::uint8_t*>(p));
+    CK(cudaMallocHost(&p, c.ecq.bytes));
+    std::memcpy(p, ecq_layer.data(), c.ecq.bytes);
+    c.host_ecq.push_back(static_cast<std::uint8_t*>(p));
+  }
+  for (int b = 0; b < 2; ++b) CK(cudaMalloc(&c.dev[b], std::max(c.plain.bytes, c.ecq.bytes)));
+  CK(cudaMalloc(&c.decoded, std::size_t(kMaxM) * 4096 * 2));
+  CK(cudaMalloc(&c.x, std::size_t(8) * kMaxK * 2));
+  CK(cudaMalloc(&c.flags, 4));
+  CK(cudaMemset(c.flags, 0, 4));
+  {
+    std::vector<std::uint16_t> xh(std::size_t(8) * kMaxK);
+    for (std::size_t i = 0; i < xh.size(); ++i) xh[i] = ecq_bench::float_to_bf16(float(ecq_bench::normal_at(0x77, i, 3)));
+    CK(cudaMemcpy(c.x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  }
+  for (int j = 0; j < 7; ++j) {
+    CK(cudaMalloc(&c.y[j], std::size_t(8) * kLayer[j].M * 4));
+    if (!plan_fused<1>(c.ecq.image[j].layout, c.sms, &c.plan1[j]) ||
+        !plan_fused<8>(c.ecq.image[j].layout, c.sms, &c.plan8[j])) {
+      std::printf("%s: no fused launch plan\n", kLayer[j].name);
+      return 1;
+    }
+  }
+
+  // The run's H2D bandwidth: one layer's bf16 bytes from pinned memory.
+  double h2d = 0;
+  {
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    std::vector<double> t;
+    for (int r = 0; r < 5; ++r) {
+      CK(cudaEventRecord(a, c.copy));
+      CK(cudaMemcpyAsync(c.dev[0], c.host_plain[std::size_t(r)], c.plain.bytes, cudaMemcpyHostToDevice, c.copy));
+      CK(cudaEventRecord(b, c.copy));
+      CK(cudaEventSynchronize(b));
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, a, b));
+      t.push_back(double(c.plain.bytes) / (ms * 1e6));
+    }
+    std::sort(t.begin(), t.end());
+    h2d = t[t.size() / 2];
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+  }
+  std::printf("H2D from pinned memory: %.1f GB/s (%.1f MB copies, median of 5)\n", h2d, double(c.plain.bytes) / 1e6);
+
+  // All-on-device reference: cuBLAS on device-resident weights of the layer.
+  std::vector<std::vector<float>> ref[2];
+  {
+    std::uint16_t* w = nullptr;
+    CK(cudaMalloc(&w, c.plain.bytes));
+    CK(cudaMemcpy(w, plain_layer.data(), c.plain.bytes, cudaMemcpyHostToDevice));
+    for (int bi = 0; bi < 2; ++bi) {
+      const int batch = bi == 0 ? 1 : 8;
+      for (int j = 0; j < 7; ++j) {
+        gemm(c, w + c.plain.offset[j] / 2, kLayer[j], batch, c.y[j], c.compute);
+        CK(cudaStreamSynchronize(c.compute));
+        ref[bi].push_back(download(c.y[j], std::size_t(batch) * kLayer[j].M));
+      }
+    }
+    CK(cudaFree(w));
+  }
+
+  for (int bi = 0; bi < 2; ++bi) {
+    const int batch = bi == 0 ? 1 : 8;
+    for (mode m : {mode::bf16_cublas, mode::ecq_fused, mode::ecq_decode_cublas}) {
+      token(c, m, batch);  // warm-up: module loads, first touch
+      std::vector<double> t;
+      for (int r = 0; r < 3; ++r) t.push_back(token(c, m, batch));
+      std::sort(t.begin(), t.end());
+      result res;
+      res.mode = mode_name(m);
+      res.batch = batch;
+      res.ms = t[1];
+      res.bytes_per_token = double(m == mode::bf16_cublas ? c.plain.bytes : c.ecq.bytes) * kLayers;
+      // The last layer's outputs against the all-on-device reference.
+      double num = 0, den = 0;
+      bool equal = true;
+      for (int j = 0; j < 7; ++j) {
+        const std::vector<float> y = download(c.y[j], std::size_t(batch) * kLayer[j].M);
+        for (std::size_t i = 0; i < y.size(); ++i) {
+          const double d = double(y[i]) - double(ref[bi][std::size_t(j)][i]);
+          num += d * d;
+          den += double(ref[bi][std::size_t(j)][i]) * ref[bi][std::size_t(j)][i];
+          equal = equal && y[i] == ref[bi][std::size_t(j)][i];
+        }
+      }
+      res.err = std::sqrt(num / std::max(den, 1e-300));
+      res.ok = m == mode::ecq_fused ? res.err < 1e-4 : equal;
+      g_results.push_back(res);
+      std::printf("  batch %d  %-32s %8.2f ms/token  %6.1f GB/s effective H2D  err %.2e %s\n", batch,
+                  res.mode.c_str(), res.ms, res.bytes_per_token / (res.ms * 1e6), res.err,
+                  res.ok ? (m == mode::ecq_fused ? "ok" : "ok (bit-equal)") : "FAIL");
+      std::fflush(stdout);
+    }
+  }
+  std::uint32_t flags = 0;
+  CK(cudaMemcpy(&flags, c.flags, 4, cudaMemcpyDeviceToHost));
+  int failures = flags != 0 ? 1 : 0;
+
+  std::printf("\n%-6s %-32s %10s %10s %8s %s\n", "batch", "mode", "ms/token", "tokens/s", "vs bf16", "");
+  for (const result& r : g_results) {
+    double base = 0;
+    for (const result& b : g_results)
+      if (b.batch == r.batch && b.mode == mode_name(mode::bf16_cublas)) base = b.ms;
+    std::printf("%-6d %-32s %10.2f %10.2f %7.2fx %s\n", r.batch, r.mode.c_str(), r.ms, 1000.0 / r.ms, base / r.ms,
+                r.ok ? "ok" : "FAIL");
+    failures += r.ok ? 0 : 1;
+  }
+  std::printf("H2D pinned %.1f GB/s; decode flags %u; failures %d\n", h2d, flags, failures);
+  if (!json.empty())
+    if (FILE* f = std::fopen(json.c_str(), "w")) {
+      std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"h2d_pinned_GBps\": %.1f,\n  \"layers\": %d,\n  \"rows\": [\n",
+                   prop.name, h2d, kLayers);
+      for (std::size_t i = 0; i < g_results.size(); ++i)
+        std::fprintf(f, "    {\"mode\": \"%s\", \"batch\": %d, \"ms_per_token\": %.3f, \"bytes_per_token\": %.0f, "
+                     "\"rel_err\": %.3e, \"ok\": %s}%s\n",
+                     g_results[i].mode.c_str(), g_results[i].batch, g_results[i].ms, g_results[i].bytes_per_token,
+                     g_results[i].err, g_results[i].ok ? "true" : "false", i + 1 < g_results.size() ? "," : "");
+      std::fprintf(f, "  ]\n}\n");
+      std::fclose(f);
+    }
+  return failures == 0 ? 0 : 1;
+}
