@@ -17,11 +17,15 @@
 // kernels, all cores) and the .ecq file:
 //   ecq/cpu/tensor_ops.hpp      decode_to_symbols/float/bf16, gemv
 //   ecq/io/ecq_file.hpp         .ecq files (several tensors)
+// The GPU layout (docs/format.md section 15), on the host:
+//   ecq/gpu_layout.hpp          its constants and bit placements (device-usable)
+//   ecq/gpu_container.hpp       its encoder, checks and decode tables
 // Support: ecq/config.hpp (macros), ecq/status.hpp (error codes).
 // Not included here, include them by name: ecq/schemes/*.hpp (the schemes'
 // quantisers; tensor_ops.hpp brings their dequantisers), ecq/fused_dot.hpp,
 // ecq/io/safetensors.hpp, ecq/cpu_decode.hpp and ecq/cpu_encode.hpp (the raw
-// SIMD stream kernels), and the CUDA collectives ecq/*.cuh.
+// SIMD stream kernels), and the CUDA headers ecq/*.cuh (collectives, the
+// device loader ecq/device_tensor.cuh, decode at load ecq/device_decode.cuh).
 #ifndef ECQ_ECQ_HPP
 #define ECQ_ECQ_HPP
 
@@ -31,6 +35,8 @@
 #include "cpu/tensor_ops.hpp"
 #include "frequency_table.hpp"
 #include "frequency_table_io.hpp"
+#include "gpu_container.hpp"
+#include "gpu_layout.hpp"
 #include "histogram.hpp"
 #include "interleaved_rans.hpp"
 #include "io/ecq_file.hpp"
