@@ -1,0 +1,31 @@
+"""examples/torch/ecq_torch — READ ME FIRST
+
+PyTorch on ecq's entropy-coded weights (issue #14). The C++ half
+(csrc/bindings.cpp) is compiled on first import by _extension.py, against the
+torch in use (about a minute; then cached).
+
+  CodedTensor                  one ecq container: encode / from_bytes / decode / gemv
+  EcqLinear                    an nn.Linear on a coded weight, modes fused / cached / streamed (linear.py)
+  compress_model, set_mode     swap a model's Linear layers, with a keep policy and a byte report (compress.py)
+  save_model, load_model       a model through one .ecq file (compress.py)
+  read_safetensors, read_ecq, write_ecq   files, through ecq's own readers and writer
+  rmsnorm                      the unfused RMSNorm kernel, baseline of the fused one
+
+A Llama that runs on it: examples/torch/llama.py.
+"""
+from ._extension import load as _load
+
+_C = _load()
+CodedTensor = _C.CodedTensor
+read_safetensors = _C.read_safetensors
+read_ecq = _C.read_ecq
+write_ecq = _C.write_ecq
+rmsnorm = _C.rmsnorm
+
+from .linear import EcqLinear, FUSED_MAX_TOKENS, MODES  # noqa: E402  (needs _C)
+from .compress import (CompressionReport, compress_model, load_model, model_bytes, read_metadata,  # noqa: E402
+                       save_model, set_mode)
+
+__all__ = ["CodedTensor", "EcqLinear", "FUSED_MAX_TOKENS", "MODES", "CompressionReport", "compress_model",
+           "load_model", "model_bytes", "read_metadata", "save_model", "set_mode", "read_safetensors", "read_ecq",
+           "write_ecq", "rmsnorm"]
