@@ -69,8 +69,9 @@ TEST(Scheme, LanesAvoidPaddingAndScaleBitsMinimiseTheSize) {
   EXPECT_EQ(ecq::choose_lanes(8002, ecq::layout_goal::kernel), 32u);  // 30 padding rows < 1/8
   EXPECT_EQ(ecq::choose_lanes(48, ecq::layout_goal::kernel), 16u);    // 32 would pad 16 rows of 48
   EXPECT_EQ(ecq::choose_lanes(20, ecq::layout_goal::kernel), 1u);     // 8 would pad 4 rows of 20
-  EXPECT_EQ(ecq::choose_lanes(8002, ecq::layout_goal::storage), 8u);
-  EXPECT_EQ(ecq::choose_lanes(12, ecq::layout_goal::storage), 1u);    // 4 padding rows of 12
+  EXPECT_EQ(ecq::choose_lanes(8002, ecq::layout_goal::storage), 64u);  // 62 padding rows < 1/8
+  EXPECT_EQ(ecq::choose_lanes(100, ecq::layout_goal::storage), 16u);   // 32 would pad 28 rows of 100
+  EXPECT_EQ(ecq::choose_lanes(12, ecq::layout_goal::storage), 1u);     // 4 padding rows of 12
 
   // choose_scale_bits against a brute-force size: payload + table for each S.
   std::mt19937 rng(5);
@@ -100,14 +101,47 @@ TEST(Scheme, StorageLayoutHasBigBlocksKernelLayoutSmallOnes) {
   const auto t = ecq_test::synthetic_tensor(1000, 300, 3);
   ecq::quantized_tensor q;
   ASSERT_EQ(ecq::affine_quantize(t.w.data(), t.rows, t.cols, ecq::affine_params{}, &q), status::ok);
+  // 300k weights, ~150 KB: a budget of ~75 bytes. 16 lanes would pad 8 rows (0.8 % of the size), so 8 lanes,
+  // whose 32 bytes of states the budget pays twice: two blocks of 500 rows, rounded up to whole row groups.
   const auto s = ecq::choose_coding_options(q, ecq::layout_goal::storage);
   EXPECT_EQ(s.lanes, 8u);
-  EXPECT_EQ(s.tile_rows, 440u);  // ceil(2^17 / 300) = 437, up to a multiple of 8
+  EXPECT_EQ(s.tile_rows, 504u);
   EXPECT_EQ(s.chunk_symbols, 300u);
   const auto k = ecq::choose_coding_options(q, ecq::layout_goal::kernel);
   EXPECT_EQ(k.lanes, 32u);
   EXPECT_EQ(k.tile_rows, 32u);
   EXPECT_EQ(k.chunk_symbols, 256u);
+}
+
+TEST(Scheme, StorageLayoutWidensWithTheTensorAndKeepsStatesUnderTheBudget) {
+  struct expectation {
+    std::uint64_t rows, cols;
+    std::uint32_t lanes;
+  };
+  // Large tensors get the 64 lanes the CPU kernels run fastest, small ones stay at 8 lanes and 2^17-weight
+  // blocks; 4000 rows take 32 lanes, since 64 would pad 32 rows (0.8 %).
+  for (const expectation e : {expectation{4096, 1024, 64}, expectation{64, 64, 8}, expectation{4000, 256, 32}}) {
+    const auto t = ecq_test::synthetic_tensor(e.rows, e.cols, 4);
+    ecq::quantized_tensor q;
+    ASSERT_EQ(ecq::affine_quantize(t.w.data(), t.rows, t.cols, ecq::affine_params{}, &q), status::ok);
+    const auto o = ecq::choose_coding_options(q, ecq::layout_goal::storage);
+    EXPECT_EQ(o.lanes, e.lanes) << e.rows << "x" << e.cols;
+    EXPECT_EQ(o.tile_rows % o.lanes, 0u);
+    ecq::encoded_tensor c;
+    ASSERT_EQ(ecq::encode_quantized(q, o, &c), status::ok);
+    const ecq::container_overhead ov = c.overhead();
+    if (e.lanes > 8) {
+      EXPECT_GT(ov.blocks, 1u) << "a large tensor is cut for threads";
+      EXPECT_LE(double(ov.state_bytes), double(ov.container_bytes) * ecq::storage_state_fraction);
+    } else {
+      EXPECT_GE(std::uint64_t(o.tile_rows) * e.cols, std::min(ecq::storage_block_weights, e.rows * e.cols));
+    }
+  }
+  // bf16 exponents: ScaleBits in the SIMD kernels' range (<= 12) unless that costs more than 1/2000.
+  const auto t = ecq_test::synthetic_tensor(512, 512, 5);
+  ecq::quantized_tensor q;
+  ecq::float16_quantize(t.w.data(), t.rows, t.cols, ecq::float16_format::bfloat16, &q);
+  EXPECT_LE(ecq::choose_coding_options(q, ecq::layout_goal::storage).scale_bits, 12);
 }
 
 // quantise -> encode -> open (checked) -> decode_checked -> dequantise must

@@ -22,25 +22,36 @@
 // Coding layout (choose_coding_options). The container cuts a tensor into
 // blocks; each block pays its flushed states (4 bytes per lane, about half
 // of it returned by the words the final states save), an index entry (16
-// bytes) and alignment (8 bytes on average); and the rows that pad the last row group up to a whole
-// number of lanes are coded too, as the most frequent symbol (about 3 bits
-// per padding symbol for 4-bit codes). Two goals:
-//   layout_goal::storage  8 lanes, blocks of at least 2^17 weights (whole
-//                         rows, as many as that takes): the cut and the
-//                         padding cost a few thousandths of a bit per
-//                         weight. For files at rest and CPU decoding (8
-//                         lanes fill an AVX2 register of 32-bit states).
+// bytes) and alignment (8 bytes on average); and the rows that pad the last
+// row group up to a whole number of lanes are coded too, as the most
+// frequent symbol (about 3 bits per padding symbol for 4-bit codes). Two goals:
+//   layout_goal::storage  files at rest and CPU decoding (the default of
+//                         `ecq pack`). The widest of 64, 32, 16, 8 lanes whose
+//                         flushed states and padding rows cost at most 1/2000
+//                         (0.05 %) of the tensor's estimated size, with as many blocks of
+//                         whole rows as that allows (a block of about 2^20
+//                         weights at 64 lanes and 4 bits a weight): the CPU kernels
+//                         run 3x faster at 64 lanes than at 16 (more
+//                         independent states per register), so wide blocks
+//                         pay where a tensor is large, and small tensors stay
+//                         cheap. A tensor too small for 8 lanes at that
+//                         cost keeps 8 lanes and blocks of at least 2^17
+//                         weights (a few thousandths of a bit per weight).
 //   layout_goal::kernel   the widest of 32, 16, 8 lanes, one tile of that
 //                         many rows x 256 symbols per block: many independent
-//                         blocks for GPU warps or CPU threads, at ~0.1 to 0.2
-//                         bits/weight more (the tool reports it).
+//                         blocks for GPU warps, at ~0.1 to 0.2 bits/weight
+//                         more (the tool reports it).
 // A width that pads more than 1/8 of the rows is not used; 1 lane is the
 // fallback (tensors of a few rows). ScaleBits: the value in [10, 15] that
 // minimises payload + table, among those whose decode table can hold the
-// alphabet.
+// alphabet; for alphabets of at most 256 symbols the best value in [10, 12]
+// instead when it costs at most 1/2000 of the tensor's estimated size (coded
+// symbols and side data) more, since the SIMD kernels take
+// ScaleBits <= 12 (32-bit table entries; ecq/cpu_decode.hpp).
 #ifndef ECQ_SCHEMES_SCHEME_HPP
 #define ECQ_SCHEMES_SCHEME_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -213,42 +224,53 @@ inline status quantize(const scheme_spec& spec, const float* w, std::uint64_t ro
 /// What a coding layout is for (see the file comment).
 enum class layout_goal { storage, kernel };
 
-/// Weights per block the storage layout aims for (see the file comment).
+/// Weights per block of the storage layout when 8 lanes already cost more
+/// than storage_state_fraction (see the file comment).
 inline constexpr std::uint64_t storage_block_weights = std::uint64_t(1) << 17;
+/// The share of a tensor's size that the storage layout lets flushed states take.
+inline constexpr double storage_state_fraction = 1.0 / 2000.0;
+/// The share of size the storage layout gives up for a ScaleBits the SIMD kernels take.
+inline constexpr double simd_scale_bits_tolerance = 1.0 / 2000.0;
 /// Symbol columns per block of the kernel layout.
 inline constexpr std::uint64_t kernel_chunk_symbols = 256;
 
-/// @return the interleave width for `rows` rows and a goal (see the file comment).
+/// @return the widest interleave width for `rows` rows and a goal that pads
+///         at most 1/8 of the rows (kernel: 32, 16, 8; storage: 64, 32, 16,
+///         8), else 1. The storage layout may then choose a narrower width
+///         (choose_coding_options).
 inline std::uint32_t choose_lanes(std::uint64_t rows, layout_goal goal) {
-  static constexpr std::uint32_t kernel_lanes[] = {32, 16, 8};
-  static constexpr std::uint32_t storage_lanes[] = {8};
-  const std::uint32_t* first = goal == layout_goal::kernel ? kernel_lanes : storage_lanes;
-  const std::uint32_t* last = goal == layout_goal::kernel ? kernel_lanes + 3 : storage_lanes + 1;
-  for (const std::uint32_t* n = first; n != last; ++n) {
-    const std::uint64_t padded = (rows + *n - 1) / *n * *n;
-    if (*n <= rows && (padded - rows) * 8 <= rows) return *n;
+  static constexpr std::uint32_t widths[] = {64, 32, 16, 8};
+  for (std::uint32_t n : widths) {
+    if (goal == layout_goal::kernel && n > 32) continue;
+    const std::uint64_t padded = (rows + n - 1) / n * n;
+    if (n <= rows && (padded - rows) * 8 <= rows) return n;
   }
   return 1;
 }
 
-/// @return the ScaleBits in [10, 15] minimising payload + serialised table
-///         for these symbols, among those whose tables hold the alphabet
-///         (0 if none: an alphabet above 4096).
-inline int choose_scale_bits(const std::vector<std::uint64_t>& counts) {
+/// @return payload + serialised table in bits for these symbol counts at
+///         ScaleBits s, or infinity when the table cannot be built.
+inline double coded_bits_at(const std::vector<std::uint64_t>& counts, int s) {
   const std::uint32_t a = std::uint32_t(counts.size());
+  if (a == 0 || a > (1u << decode_symbol_bits(s))) return INFINITY;
+  std::vector<std::uint32_t> freqs(a);
+  if (normalize_frequencies(counts.data(), a, s, freqs.data()) != status::ok) return INFINITY;
+  double bits = 0.0;
+  for (std::uint32_t k = 0; k < a; ++k)
+    if (counts[k] != 0) bits += double(counts[k]) * (double(s) - std::log2(double(freqs[k])));
+  std::vector<std::uint8_t> table;
+  write_frequency_table(freqs.data(), a, s, &table);
+  return bits + 8.0 * double(table.size());
+}
+
+/// @return the ScaleBits in [first, last] minimising coded_bits_at (ties go
+///         to the smaller table), or 0 if none can hold the alphabet.
+inline int choose_scale_bits(const std::vector<std::uint64_t>& counts, int first = 10, int last = 15) {
   int best = 0;
   double best_bits = INFINITY;
-  std::vector<std::uint32_t> freqs(a);
-  for (int s = 10; s <= 15; ++s) {
-    if (a > (1u << decode_symbol_bits(s))) continue;
-    if (normalize_frequencies(counts.data(), a, s, freqs.data()) != status::ok) continue;
-    double bits = 0.0;
-    for (std::uint32_t k = 0; k < a; ++k)
-      if (counts[k] != 0) bits += double(counts[k]) * (double(s) - std::log2(double(freqs[k])));
-    std::vector<std::uint8_t> table;
-    write_frequency_table(freqs.data(), a, s, &table);
-    bits += 8.0 * double(table.size());
-    if (bits < best_bits * (1.0 - 1e-9)) {  // ties go to the smaller table
+  for (int s = first; s <= last; ++s) {
+    const double bits = coded_bits_at(counts, s);
+    if (bits < best_bits * (1.0 - 1e-9)) {
       best_bits = bits;
       best = s;
     }
@@ -256,26 +278,67 @@ inline int choose_scale_bits(const std::vector<std::uint64_t>& counts) {
   return best;
 }
 
+namespace detail {
+
+/// Lanes and rows per tile of the storage layout (see the file comment), for
+/// a tensor of `rows` rows of `row_weights` weights whose container is
+/// estimated at `estimated_bytes` (`coded_bytes` of it entropy-coded): the
+/// widest width for which the padding rows and at least one block's flushed
+/// states fit the budget, with as many blocks (of whole rows) as the budget
+/// pays for, so that threads can share a large tensor.
+inline void choose_storage_blocks(std::uint64_t rows, std::uint64_t row_weights, double estimated_bytes,
+                                  double coded_bytes, coding_options* o) {
+  const std::uint32_t widest = choose_lanes(rows, layout_goal::storage);
+  const double full_budget = storage_state_fraction * estimated_bytes;
+  auto whole_rows = [&](std::uint32_t n, std::uint64_t tile) {
+    const std::uint64_t padded_rows = (rows + n - 1) / n * n;
+    tile = (tile + n - 1) / n * n;
+    const std::uint64_t cap = max_tile_rows / n * n;
+    return std::uint32_t(std::min(std::min(tile, padded_rows), cap));
+  };
+  for (std::uint32_t n = widest; n >= 8 && widest >= 8; n /= 2) {
+    // Padding rows are coded too (as the cheapest symbol: at most a real row's cost each).
+    const double padding_rows = double((rows + n - 1) / n * n - rows);
+    const double budget = full_budget - padding_rows / double(rows) * coded_bytes;
+    const double state_bytes = 4.0 * n;
+    if (budget <= 0) continue;
+    const std::uint64_t max_blocks = std::uint64_t(budget / state_bytes);
+    if (max_blocks == 0) continue;
+    const std::uint32_t tile = whole_rows(n, (rows + max_blocks - 1) / max_blocks);
+    if (state_bytes * double((rows + tile - 1) / tile) <= budget) {
+      o->lanes = n;
+      o->tile_rows = tile;
+      return;
+    }
+  }
+  o->lanes = widest >= 8 ? 8 : widest;
+  o->tile_rows = whole_rows(o->lanes, (storage_block_weights + row_weights - 1) / row_weights);
+}
+
+}  // namespace detail
+
 /// Coding options for q with the given goal (see the file comment).
 inline coding_options choose_coding_options(const quantized_tensor& q, layout_goal goal) {
   coding_options o;
-  o.lanes = choose_lanes(q.rows, goal);
-  const std::uint64_t padded_rows = (q.rows + o.lanes - 1) / o.lanes * o.lanes;
+  const std::vector<std::uint64_t> counts = histogram(q.symbols.data(), q.symbols.size(), q.alphabet_size);
+  int s = choose_scale_bits(counts);
+  const double side_bits = 8.0 * double(q.side_bytes());
+  if (q.alphabet_size <= 256 && s > 12) {
+    const int simd = choose_scale_bits(counts, 10, 12);
+    const double best = coded_bits_at(counts, s) + side_bits;
+    if (simd != 0 && coded_bits_at(counts, simd) + side_bits <= best * (1.0 + simd_scale_bits_tolerance)) s = simd;
+  }
+  o.scale_bits = s == 0 ? 12 : s;
   if (goal == layout_goal::kernel) {
+    o.lanes = choose_lanes(q.rows, goal);
     o.tile_rows = o.lanes;
     o.chunk_symbols = q.symbols_per_row < kernel_chunk_symbols ? q.symbols_per_row : kernel_chunk_symbols;
   } else {
-    const std::uint64_t row_weights = q.symbols_per_row * q.weights_per_symbol;
-    std::uint64_t tile = (storage_block_weights + row_weights - 1) / row_weights;
-    tile = (tile + o.lanes - 1) / o.lanes * o.lanes;
-    if (tile > padded_rows) tile = padded_rows;
-    const std::uint64_t cap = max_tile_rows / o.lanes * o.lanes;
-    o.tile_rows = std::uint32_t(tile > cap ? cap : tile);
+    const double coded_bytes = coded_bits_at(counts, o.scale_bits) / 8.0;
+    detail::choose_storage_blocks(q.rows, q.symbols_per_row * q.weights_per_symbol, coded_bytes + side_bits / 8.0,
+                                  coded_bytes, &o);
     o.chunk_symbols = q.symbols_per_row;
   }
-  const std::vector<std::uint64_t> counts = histogram(q.symbols.data(), q.symbols.size(), q.alphabet_size);
-  const int s = choose_scale_bits(counts);
-  o.scale_bits = s == 0 ? 12 : s;
   return o;
 }
 
