@@ -29,7 +29,9 @@
 #include <string>
 #include <vector>
 
+#include "bench_checkpoint.hpp"
 #include "bench_common.hpp"
+#include "ecq/cpu/tensor_ops.hpp"
 #include "ecq/cpu_decode.hpp"
 #include "ecq/ecq.hpp"
 
@@ -149,6 +151,96 @@ constexpr htscodecs_mode htscodecs_modes[] = {
 };
 #endif
 
+// ---------------------------------------------------------------------------
+// The product path on a packed checkpoint.
+
+using checkpoint_fn = const ecq_bench::ecq_checkpoint& (*)(const std::string&);
+
+/// Every block of t through cpu_decoder<rans32x16<S>, Lanes, 8> into stream order: the kernel alone.
+/// (One lane, which no SIMD kernel takes, runs the core's checked decoder: the kernel cpu_decoder has for it.)
+template <int ScaleBits, int Lanes>
+ecq::status kernel_only_tensor(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+  ecq::decode_table<ScaleBits, 8> table;
+  ecq::status st = table.build(t.frequencies().data(), std::uint32_t(t.frequencies().size()));
+  ecq::cpu_decoder<ecq::rans32x16<ScaleBits>, Lanes, 8> d;
+  if (st != ecq::status::ok || (st = d.build(table.view())) != ecq::status::ok) return st;
+  if (Lanes > 1) *k = d.kernel();
+  const ecq::encoded_tensor_view v = t.view();
+  const ecq::tensor_geometry& g = t.geometry();
+  for (std::uint64_t tile = 0; tile < g.num_tiles() && st == ecq::status::ok; ++tile)
+    for (std::uint64_t chunk = 0; chunk < g.num_chunks() && st == ecq::status::ok; ++chunk) {
+      const ecq::block_view b = v.block(tile, chunk);
+      if (scratch->size() < b.num_symbols()) scratch->resize(std::size_t(b.num_symbols()));
+      st = d.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), std::size_t(b.num_symbols()),
+                    scratch->data());
+    }
+  return st;
+}
+
+template <int ScaleBits>
+ecq::status kernel_only_lanes(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+  switch (t.geometry().lanes) {
+    case 1: return kernel_only_tensor<ScaleBits, 1>(t, scratch, k);
+    case 8: return kernel_only_tensor<ScaleBits, 8>(t, scratch, k);
+    case 16: return kernel_only_tensor<ScaleBits, 16>(t, scratch, k);
+    case 32: return kernel_only_tensor<ScaleBits, 32>(t, scratch, k);
+    case 64: return kernel_only_tensor<ScaleBits, 64>(t, scratch, k);
+    default: return ecq::status::unsupported_parameters;
+  }
+}
+
+ecq::status kernel_only(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+  if (t.geometry().alphabet_size > 256) return ecq::status::unsupported_parameters;
+  switch (t.geometry().scale_bits) {
+    case 10: return kernel_only_lanes<10>(t, scratch, k);
+    case 11: return kernel_only_lanes<11>(t, scratch, k);
+    case 12: return kernel_only_lanes<12>(t, scratch, k);
+    default: return ecq::status::unsupported_parameters;
+  }
+}
+
+enum class container_op { kernel_only, symbols, to_float, to_bf16 };
+
+void container_decode(benchmark::State& state, checkpoint_fn get, std::string scheme, container_op op,
+                      unsigned threads) {
+  const ecq_bench::ecq_checkpoint& c = get(scheme);
+  if (c.tensors.empty()) return state.SkipWithError("no checkpoint (weights absent or not codable)");
+  std::uint64_t largest = 0;
+  for (const auto& t : c.tensors) largest = std::max(largest, t.geometry().rows * t.geometry().cols);
+  std::vector<std::uint16_t> symbols, h;
+  std::vector<float> w;
+  std::vector<std::uint8_t> scratch;
+  if (op == container_op::symbols || op == container_op::to_bf16) (op == container_op::symbols ? symbols : h).resize(largest);
+  if (op == container_op::to_float) w.resize(largest);
+  ecq::cpu_options o;
+  o.threads = threads;
+  ecq::status st = ecq::status::ok;
+  ecq::cpu_kernel kernel = ecq::cpu_kernel::scalar;
+  for (auto _ : state) {
+    for (const auto& t : c.tensors) {
+      switch (op) {
+        case container_op::kernel_only: st = kernel_only(t, &scratch, &kernel); break;
+        case container_op::symbols: st = ecq::decode_to_symbols(t, symbols.data(), symbols.size(), o); break;
+        case container_op::to_float: st = ecq::decode_to_float(t, w.data(), w.size(), o); break;
+        case container_op::to_bf16: st = ecq::decode_to_bf16(t, h.data(), h.size(), o); break;
+      }
+      if (st != ecq::status::ok) break;
+      benchmark::ClobberMemory();
+    }
+    if (st != ecq::status::ok) break;
+  }
+  if (st != ecq::status::ok) return state.SkipWithError(ecq::status_string(st));
+  ecq::tensor_decoder d;
+  d.build(c.tensors.front());
+  state.SetLabel(std::string(op == container_op::kernel_only ? ecq::cpu_kernel_name(kernel) : ecq::cpu_kernel_name(d.kernel())) +
+                 " lanes " + std::to_string(c.tensors.front().geometry().lanes) + " S" +
+                 std::to_string(c.tensors.front().geometry().scale_bits));
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(c.weights));
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(c.file.size()));
+  state.counters["bits_per_weight"] = 8.0 * double(c.file.size()) / double(c.weights);
+  state.counters["threads"] = double(threads == 0 ? ecq::default_thread_pool().size() : threads);
+}
+
 using bench_fn = std::function<void(benchmark::State&)>;
 
 void add(const std::string& name, bench_fn fn) {
@@ -188,6 +280,37 @@ void register_benchmarks() {
         add(prefix + m.name, [=](benchmark::State& s) { htscodecs_decode(s, data, m.order); });
 #endif
   }
+
+  // The product path: checkpoints packed as `ecq pack` does, decoded through ecq/cpu/tensor_ops.hpp.
+  struct checkpoint_set {
+    const char* name;
+    checkpoint_fn get;
+  };
+  std::vector<checkpoint_set> checkpoints;
+  if (!ecq_bench::real_affine4_codes().codes.empty()) checkpoints.push_back({"real", ecq_bench::real_checkpoint});
+  checkpoints.push_back({"synthetic268M", ecq_bench::synthetic_checkpoint});
+  struct op_name {
+    container_op op;
+    const char* name;
+  };
+  const op_name ops[] = {{container_op::kernel_only, "kernel_only"},
+                         {container_op::symbols, "decode_to_symbols"},
+                         {container_op::to_float, "decode_to_float"},
+                         {container_op::to_bf16, "decode_to_bf16"}};
+  for (const auto& cp : checkpoints)
+    for (const char* scheme : {"affine4-g64", "bf16"})
+      for (const auto& op : ops)
+        for (unsigned threads : {1u, 0u}) {
+          if (op.op == container_op::kernel_only && threads != 1) continue;
+          const std::string name = std::string("container/") + cp.name + "/" + scheme + "/" + op.name +
+                                   (threads == 1 ? "/threads:1" : "/threads:all");
+          const checkpoint_fn get = cp.get;
+          const container_op which = op.op;
+          const std::string sch = scheme;
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { container_decode(s, get, sch, which, threads); })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
 
   // 4-bit codes to one code per byte: synthetic, and real weights when present.
   struct code_set {

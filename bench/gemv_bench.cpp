@@ -11,6 +11,17 @@
 //                                  byte (cpu_decoder::decode_codes), no dot:
 //                                  the decode-only rate the fused GEMV is
 //                                  held against.
+//   gemv/<data>/container_*        the product path: the same codes as an
+//                                  affine4-g64 tensor (scales and biases as
+//                                  binary16), one code (p1) or two (p2) per
+//                                  symbol, packed in the default layout into
+//                                  a real .ecq file and run through
+//                                  ecq::gemv (ecq/cpu/tensor_ops.hpp), 1 and
+//                                  all threads;
+//   gemv/synthetic268M/<scheme>/...  ecq::gemv over every tensor of the
+//                                  268 M-weight synthetic checkpoint of
+//                                  bench/bench_checkpoint.hpp, 1 and all
+//                                  threads (the thread scaling).
 // <data> is "real" or "synthetic" (see below).
 // ecq codes the 4-bit codes two per symbol (symbol_packing<4, 2>,
 // rans32x16<12>, gather kernel) or one per symbol (rans32x16<7>, the
@@ -34,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_checkpoint.hpp"
 #include "bench_common.hpp"
 #include "ecq/cpu_decode.hpp"
 #include "ecq/ecq.hpp"
@@ -329,6 +341,103 @@ void ecq_decode_only(benchmark::State& state) {
   set_counters(state, m->bytes(p));
 }
 
+// ---------------------------------------------------------------------------
+// The product path: the codes as a container in a real .ecq file, through ecq::gemv.
+
+struct container_matrix {
+  std::vector<std::uint8_t> file;
+  ecq::encoded_tensor tensor;  // borrowed from file
+  std::vector<double> y_ref;   // float64 reference of the first check_rows rows, from the container's own weights
+  std::vector<double> magnitude;
+};
+
+const container_matrix* packed(int codes_per_symbol) {
+  static container_matrix m[2];
+  static bool built[2] = {false, false};
+  container_matrix& c = m[codes_per_symbol - 1];
+  if (built[codes_per_symbol - 1]) return c.file.empty() ? nullptr : &c;
+  built[codes_per_symbol - 1] = true;
+  const problem& p = the_problem();
+  std::vector<std::uint16_t> scales(p.scales.size()), biases(p.biases.size());
+  for (std::size_t g = 0; g < scales.size(); ++g) {
+    scales[g] = ecq::float_to_f16(p.scales[g]);
+    biases[g] = ecq::float_to_f16(p.biases[g]);
+  }
+  ecq::affine_params ap;
+  ap.codes_per_symbol = codes_per_symbol;
+  ecq::quantized_tensor q;
+  ecq::encoded_tensor t;
+  if (ecq::affine_from_codes(p.codes.data(), rows, cols, scales, biases, ap, &q) != ecq::status::ok ||
+      ecq::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::storage), &t) != ecq::status::ok)
+    return nullptr;
+  ecq::ecq_file_writer w;
+  w.add("matrix", ecq::tensor_dtype::f32, {rows, cols}, t);
+  c.file = w.serialize();
+  ecq::ecq_file_reader r;
+  if (r.parse(c.file.data(), c.file.size()) != ecq::status::ok ||
+      ecq::encoded_tensor::open_borrowed(r.container_data(0), std::size_t(r.tensors()[0].size), &c.tensor) !=
+          ecq::status::ok) {
+    c.file.clear();
+    return nullptr;
+  }
+  std::vector<float> wts(rows * cols);
+  ecq::decode_to_float(c.tensor, wts.data(), wts.size());
+  for (std::size_t row = 0; row < check_rows; ++row) {
+    double sum = 0, mag = 0;
+    for (std::size_t col = 0; col < cols; ++col) {
+      sum += double(wts[row * cols + col]) * double(p.x[col]);
+      mag += std::abs(double(wts[row * cols + col]) * double(p.x[col]));
+    }
+    c.y_ref.push_back(sum);
+    c.magnitude.push_back(mag);
+  }
+  return &c;
+}
+
+void container_gemv(benchmark::State& state, int codes_per_symbol, unsigned threads) {
+  const problem& p = the_problem();
+  const container_matrix* m = packed(codes_per_symbol);
+  if (m == nullptr) return state.SkipWithError("packing failed");
+  ecq::cpu_options o;
+  o.threads = threads;
+  std::vector<float> y(rows);
+  ecq::status st = ecq::status::ok;
+  for (auto _ : state) {
+    st = ecq::gemv(m->tensor, p.x.data(), 1, y.data(), o);
+    benchmark::DoNotOptimize(y.data());
+  }
+  if (st != ecq::status::ok) return state.SkipWithError(ecq::status_string(st));
+  for (std::size_t r = 0; r < check_rows; ++r)
+    if (!(std::abs(double(y[r]) - m->y_ref[r]) <= double(cols) * 0x1p-24 * m->magnitude[r]))
+      return state.SkipWithError("y differs from the float64 reference beyond the documented bound");
+  ecq::tensor_decoder d;
+  d.build(m->tensor);
+  state.SetLabel(std::string(ecq::cpu_kernel_name(d.kernel())) + " lanes " +
+                 std::to_string(m->tensor.geometry().lanes) + " S" + std::to_string(m->tensor.geometry().scale_bits));
+  set_counters(state, m->file.size());
+  state.counters["threads"] = double(threads == 0 ? ecq::default_thread_pool().size() : threads);
+}
+
+/// ecq::gemv over every tensor of the synthetic checkpoint (batch 1).
+void checkpoint_gemv(benchmark::State& state, std::string scheme, unsigned threads) {
+  const ecq_bench::ecq_checkpoint& c = ecq_bench::synthetic_checkpoint(scheme);
+  if (c.tensors.empty()) return state.SkipWithError("no checkpoint");
+  std::vector<float> x(4096, 0.5f), y(4096);
+  ecq::cpu_options o;
+  o.threads = threads;
+  ecq::status st = ecq::status::ok;
+  for (auto _ : state) {
+    for (const auto& t : c.tensors)
+      if ((st = ecq::gemv(t, x.data(), 1, y.data(), o)) != ecq::status::ok) break;
+    benchmark::DoNotOptimize(y.data());
+  }
+  if (st != ecq::status::ok) return state.SkipWithError(ecq::status_string(st));
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(c.weights));
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(c.file.size()));
+  state.counters["bits_per_weight"] = 8.0 * double(c.file.size()) / double(c.weights);
+  state.counters["threads"] = double(threads == 0 ? ecq::default_thread_pool().size() : threads);
+}
+
 void add(const std::string& name, void (*fn)(benchmark::State&)) {
   benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond);
 }
@@ -354,6 +463,21 @@ int main(int argc, char** argv) {
   add(prefix + "ecq_decode_only_pairs_S12/N64", ecq_decode_only<pairs, 12, 64>);
   add(prefix + "ecq_decode_only_S7/N64", ecq_decode_only<singles, 7, 64>);
   add(prefix + "ecq_decode_only_S7/N128", ecq_decode_only<singles, 7, 128>);
+  for (int cps : {1, 2})
+    for (unsigned threads : {1u, 0u}) {
+      const std::string name = prefix + "container_gemv_p" + std::to_string(cps) + (threads == 1 ? "/threads:1" : "/threads:all");
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { container_gemv(st, cps, threads); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  for (const char* scheme : {"affine4-g64", "bf16"})
+    for (unsigned threads : {1u, 0u}) {
+      const std::string name = std::string("gemv/synthetic268M/") + scheme + (threads == 1 ? "/threads:1" : "/threads:all");
+      const std::string sch = scheme;
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { checkpoint_gemv(st, sch, threads); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

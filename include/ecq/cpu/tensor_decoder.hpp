@@ -90,6 +90,21 @@ class tensor_decoder {
 
   /// The kernel the blocks run.
   cpu_kernel kernel() const { return impl_ ? impl_->kernel() : cpu_kernel::scalar; }
+  /// Whether decode_stream_order is available (the coder is one of the SIMD
+  /// configurations, whatever kernel runs it).
+  bool has_stream_order() const { return impl_ && impl_->has_stream_order(); }
+
+  /// CHECKED decode of block (tile, chunk) in stream order, one byte per
+  /// symbol: scratch.stream_order[(g * columns + c) * lanes + r] is symbol
+  /// (row g * lanes + r of the block, column c), padding rows included (and
+  /// checked: they must hold the pad symbol).
+  /// @return as decode_block; status::unsupported_parameters when
+  ///         !has_stream_order().
+  status decode_stream_order(std::uint64_t tile, std::uint64_t chunk, block_scratch& scratch) const {
+    const tensor_geometry& g = view_.geometry;
+    if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks()) return status::invalid_argument;
+    return impl_->decode_stream_order(view_.block(tile, chunk), scratch);
+  }
 
   /// CHECKED decode of block (tile, chunk): symbol (row, column) of the block
   /// goes to dest[(row - first_row) * stride + (column - first_column)], for
@@ -110,6 +125,10 @@ class tensor_decoder {
     virtual ~kernel_base() = default;
     virtual cpu_kernel kernel() const = 0;
     virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const = 0;
+    virtual bool has_stream_order() const { return false; }
+    virtual status decode_stream_order(const block_view&, block_scratch&) const {
+      return status::unsupported_parameters;
+    }
   };
 
   // The other coder configurations: the core's checked decoding step with the
@@ -169,23 +188,32 @@ class tensor_decoder {
     cpu_decoder<rans32x16<ScaleBits>, Lanes, 8> decoder;
 
     cpu_kernel kernel() const override { return decoder.kernel(); }
-    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const override {
+    bool has_stream_order() const override { return true; }
+    status decode_stream_order(const block_view& b, block_scratch& s) const override {
       if (b.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0) return status::invalid_argument;
       const std::size_t n = std::size_t(b.num_symbols());
       if (s.stream_order.size() < n) s.stream_order.resize(n);
-      std::uint8_t* symbols = s.stream_order.data();
-      const status st = decoder.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), n, symbols);
+      const status st =
+          decoder.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), n, s.stream_order.data());
+      if (st != status::ok) return st;
+      // Only the last row group can hold padding rows.
+      const std::uint32_t last = (b.row_groups - 1) * std::uint32_t(Lanes);
+      return detail::padding_holds(s.stream_order.data() + std::size_t(last) * b.columns, b.columns, Lanes,
+                                   b.valid_rows - last, b.pad_symbol)
+                 ? status::ok
+                 : status::corrupt_stream;
+    }
+    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const override {
+      const status st = decode_stream_order(b, s);
       if (st != status::ok) return st;
       const std::size_t group_symbols = std::size_t(b.columns) * Lanes;
-      bool padding_ok = true;
       for (std::uint32_t grp = 0; grp < b.row_groups; ++grp) {
         const std::uint32_t first = grp * std::uint32_t(Lanes);
         const std::uint32_t rows = b.valid_rows - first < std::uint32_t(Lanes) ? b.valid_rows - first : Lanes;
-        const std::uint8_t* src = symbols + grp * group_symbols;
-        detail::scatter_row_group(src, b.columns, Lanes, rows, dest + std::size_t(first) * stride, stride);
-        padding_ok &= detail::padding_holds(src, b.columns, Lanes, rows, b.pad_symbol);
+        detail::scatter_row_group(s.stream_order.data() + grp * group_symbols, b.columns, Lanes, rows,
+                                  dest + std::size_t(first) * stride, stride);
       }
-      return padding_ok ? status::ok : status::corrupt_stream;
+      return status::ok;
     }
   };
 

@@ -39,12 +39,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../config.hpp"
 #include "../container.hpp"
 #include "../cpu_features.hpp"
 #include "../status.hpp"
+#include "../schemes/scheme.hpp"
+#include "detail/affine_block_dot.hpp"
 #include "row_dequantizer.hpp"
 #include "tensor_decoder.hpp"
 #include "thread_pool.hpp"
@@ -136,6 +139,57 @@ status for_each_decoded_block(const encoded_tensor& t, const tensor_decoder& d, 
   return first_failure(result);
 }
 
+/// The affine scheme's side data when gemv can take the stream-order SIMD
+/// loop (ecq/cpu/detail/affine_block_dot.hpp): no raw bits, one or two codes
+/// of at most 8 bits per symbol.
+struct affine_dot_plan {
+  bool usable = false;
+  const std::uint16_t* scales = nullptr;
+  const std::uint16_t* biases = nullptr;
+  float16_format format = float16_format::binary16;
+  std::uint64_t groups_per_row = 0;
+  std::uint32_t group_shift = 0;
+  int codes_per_symbol = 1;
+  int code_bits = 4;
+};
+
+template <class D>
+struct plain_affine : std::false_type {};
+template <class Packing>
+struct plain_affine<affine_dequantizer<Packing>>
+    : std::integral_constant<bool, Packing::raw_bits == 0 && Packing::codes_per_symbol <= 2 &&
+                                       Packing::symbol_bits <= 8> {};
+
+inline affine_dot_plan plan_affine_dot(const encoded_tensor& t) {
+  affine_dot_plan p;
+  visit_dequantizer(t, [&](const auto& dq) {
+    using D = std::decay_t<decltype(dq)>;
+    if constexpr (plain_affine<D>::value) {
+      p = {true, dq.scales, dq.biases, dq.format, dq.groups_per_row, dq.group_shift,
+           D::packing::codes_per_symbol, D::packing::code_bits};
+    }
+    return status::ok;
+  });
+  return p;
+}
+
+
+/// The 16-bit side values h[0, n) as floats (exact conversions; the vector
+/// instructions give the same values as f16_to_float for every non-NaN input).
+inline void side_to_float(const std::uint16_t* h, std::size_t n, float16_format format, cpu_path path, float* out) {
+  if (format == float16_format::bfloat16) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = bf16_to_float(h[i]);
+    return;
+  }
+#if ECQ_HAS_X86_KERNELS()
+  if (path == cpu_path::avx512) return f16_to_float_avx512(h, n, out);
+  static const bool f16c = (__builtin_cpu_init(), __builtin_cpu_supports("f16c"));
+  if (path == cpu_path::avx2 && f16c) return f16_to_float_f16c(h, n, out);
+#endif
+  (void)path;
+  for (std::size_t i = 0; i < n; ++i) out[i] = f16_to_float(h[i]);
+}
+
 }  // namespace detail
 
 /// Decodes every symbol of t into symbols[row * symbols_per_row + column].
@@ -220,11 +274,41 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
   const encoded_tensor_view v = t.view();
   const std::uint64_t rows = g.rows, cols = g.cols, wps = std::uint64_t(rd.weights_per_symbol());
   constexpr std::size_t piece_symbols = 256;
+  // Affine codes on an x86 SIMD kernel: the stream-order loop, no transposition.
+  const cpu_path isa = cpu_kernel_path(d.kernel());
+  detail::affine_dot_plan plan;
+  if (d.has_stream_order() && ((isa == cpu_path::avx512 && g.lanes % 16 == 0) || (isa == cpu_path::avx2 && g.lanes % 8 == 0)))
+    plan = detail::plan_affine_dot(t);
   std::vector<status> result(std::size_t(g.num_tiles()), status::ok);
   auto task = [&](std::size_t tile) {
     detail::block_buffers& buf = detail::thread_buffers();
     const std::size_t tile_rows = std::size_t(g.rows_in_tile(tile));
     buf.sums.assign(tile_rows * batch, 0.0f);
+#if ECQ_HAS_X86_KERNELS()
+    if (plan.usable) {
+      const std::size_t side = tile_rows * std::size_t(plan.groups_per_row);
+      const std::size_t first = std::size_t(tile) * g.tile_rows * std::size_t(plan.groups_per_row);
+      buf.weights.resize(2 * side);
+      detail::side_to_float(plan.scales + first, side, plan.format, isa, buf.weights.data());
+      detail::side_to_float(plan.biases + first, side, plan.format, isa, buf.weights.data() + side);
+      for (std::uint64_t chunk = 0; chunk < g.num_chunks(); ++chunk) {
+        const block_view b = v.block(tile, chunk);
+        result[tile] = d.decode_stream_order(tile, chunk, buf.scratch);
+        if (result[tile] != status::ok) return;
+        const detail::affine_block_dot_args a{buf.scratch.stream_order.data(), b.lanes, b.row_groups, b.valid_rows,
+                                              b.columns, b.first_column, plan.codes_per_symbol, plan.code_bits,
+                                              buf.weights.data(), buf.weights.data() + side, plan.groups_per_row,
+                                              plan.group_shift, x, cols, batch, buf.sums.data()};
+        if (isa == cpu_path::avx512)
+          plan.codes_per_symbol == 1 ? detail::affine_block_dot_simd<16, 1>(a) : detail::affine_block_dot_simd<16, 2>(a);
+        else
+          plan.codes_per_symbol == 1 ? detail::affine_block_dot_simd<8, 1>(a) : detail::affine_block_dot_simd<8, 2>(a);
+      }
+      for (std::size_t r = 0; r < tile_rows; ++r)
+        for (std::size_t c = 0; c < batch; ++c) y[c * rows + tile * g.tile_rows + r] = buf.sums[r * batch + c];
+      return;
+    }
+#endif
     buf.weights.resize(piece_symbols * std::size_t(wps));
     for (std::uint64_t chunk = 0; chunk < g.num_chunks(); ++chunk) {
       const block_view b = v.block(tile, chunk);
