@@ -280,4 +280,26 @@ TEST(GpuContainer, TablesCarryThePayloadsOfTheLayout) {
   EXPECT_EQ(ecq::build_gpu_table(b, L, ecq::gpu_table_kind::codes, &codes), ecq::status::invalid_argument);
 }
 
+TEST(GpuContainer, HostDequantizeGivesTheWeights) {
+  const std::vector<std::uint16_t> w = bf16_weights(bf16_rows, bf16_cols);
+  ecq::encoded_tensor b;
+  ASSERT_EQ(ecq::encode_gpu_bf16(w.data(), bf16_rows, bf16_cols, &b), ecq::status::ok);
+  std::vector<float> v;
+  ASSERT_EQ(ecq::gpu_dequantize(b, &v), ecq::status::ok);
+  ASSERT_EQ(v.size(), w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) ASSERT_EQ(ecq::float_to_bf16(v[i]), w[i]) << i;
+  const affine4_input a = affine4_weights(a4_rows, a4_cols, a4_group);
+  ecq::encoded_tensor q;
+  ASSERT_EQ(ecq::encode_gpu_affine4(a.codes.data(), a.scales, a.biases, a4_rows, a4_cols, a4_group, &q),
+            ecq::status::ok);
+  ASSERT_EQ(ecq::gpu_dequantize(q, &v), ecq::status::ok);
+  ASSERT_EQ(v.size(), a.codes.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::size_t g = i / a4_group;  // rows are whole groups: row-major group index
+    ASSERT_EQ(v[i], ecq::bf16_to_float(a.scales[g]) * float(a.codes[i]) + ecq::bf16_to_float(a.biases[g])) << i;
+  }
+  ecq::encoded_tensor plain;
+  EXPECT_EQ(ecq::gpu_dequantize(plain, &v), ecq::status::invalid_argument);
+}
+
 }  // namespace

@@ -17,6 +17,9 @@
 //                       regions, whatever the stream bytes hold.
 //   build_gpu_table     the 2^S narrow entries with the payload a kernel wants
 //                       (fused GEMV / bf16 decode, or 4-bit codes).
+//   gpu_dequantize      CHECKED: the weights on the host (decode_checked and
+//                       the sections), for tools and tests; the GPU path is
+//                       ecq/device_decode.cuh.
 //
 // Both encoders pick the largest ScaleBits in [10, 12] whose optimal table has
 // every frequency <= 255 and the alphabet within 2^S; a tensor with none (a
@@ -35,6 +38,7 @@
 #include "gpu_layout.hpp"
 #include "narrow_decode_table.hpp"
 #include "schemes/affine.hpp"
+#include "schemes/float_formats.hpp"
 #include "status.hpp"
 #include "symbol_packing.hpp"
 
@@ -311,6 +315,54 @@ inline status build_gpu_table(const encoded_tensor& t, const gpu_tensor_layout& 
                                      entries->data());
   return build_narrow_decode_table(f.data(), a, int(L.scale_bits), gpu_layout::affine4_code_payload,
                                    entries->data());
+}
+
+/// CHECKED: the weights of a GPU-layout container, row-major rows x cols, on
+/// the host: scheme 8 the bf16 values exactly, scheme 9 scale * code + bias
+/// (float, as ecq/schemes/affine.hpp computes it).
+/// @return status::ok; the status of check_gpu_layout; the status of
+///         encoded_tensor::decode_checked (corrupt or truncated streams).
+inline status gpu_dequantize(const encoded_tensor& t, std::vector<float>* out) {
+  out->clear();
+  gpu_tensor_layout L;
+  status st = check_gpu_layout(t, &L);
+  if (st != status::ok) return st;
+  const std::uint64_t spr = t.geometry().symbols_per_row;
+  std::vector<std::uint16_t> symbols(std::size_t(L.rows * spr));
+  if ((st = t.decode_checked(symbols.data(), symbols.size())) != status::ok) return st;
+  const std::uint8_t* raw = t.data() + L.raw_offset;
+  auto word = [](const std::uint8_t* p, std::uint64_t i) {
+    return std::uint32_t(p[4 * i]) | std::uint32_t(p[4 * i + 1]) << 8 | std::uint32_t(p[4 * i + 2]) << 16 |
+           std::uint32_t(p[4 * i + 3]) << 24;
+  };
+  std::vector<float> w(std::size_t(L.rows) * L.cols);
+  for (std::uint64_t row = 0; row < L.rows; ++row) {
+    const std::uint32_t r = std::uint32_t(row % gpu_layout::tile_rows);
+    for (std::uint64_t c = 0; c < spr; ++c) {
+      const std::uint64_t block = row / gpu_layout::tile_rows * L.chunks + c / L.rounds;
+      const std::uint32_t k = std::uint32_t(c % L.rounds), s = symbols[std::size_t(row * spr + c)];
+      const std::uint32_t bits = word(raw, block * L.raw_words + gpu_layout::raw_unit_word(L.scheme_id, k, r));
+      float* dst = w.data() + row * L.cols;
+      if (L.scheme_id == gpu_layout::bf16_pairs_scheme) {
+        const std::uint32_t e = L.num_exponents, half = bits >> (16 * (k % 2));
+        for (std::uint32_t j = 0; j < 2; ++j) {
+          const std::uint32_t b = (half >> (8 * j)) & 0xffu, x = L.exponents[j == 0 ? s / e : s % e];
+          dst[2 * c + j] = bf16_to_float(std::uint16_t((b & 0x80u) << 8 | x << 7 | (b & 0x7fu)));
+        }
+      } else {
+        const std::uint32_t q = k % 4, at[4] = {4 * q, 16 + 4 * q, 4 * q + 2, 18 + 4 * q};
+        const std::uint64_t g = (c * 4) % gpu_layout::chunk_weights / L.group_size;
+        const std::uint32_t side = word(t.data() + L.side_offset, block * L.side_words + g * gpu_layout::tile_rows + r);
+        const float scale = bf16_to_float(std::uint16_t(side & 0xffffu)), bias = bf16_to_float(std::uint16_t(side >> 16));
+        for (std::uint32_t j = 0; j < 4; ++j) {
+          const std::uint32_t code = ((s >> (2 * j)) & 3u) << 2 | ((bits >> at[j]) & 3u);
+          dst[4 * c + j] = scale * float(code) + bias;
+        }
+      }
+    }
+  }
+  *out = std::move(w);
+  return status::ok;
 }
 
 ECQ_NAMESPACE_END
