@@ -8,8 +8,11 @@
 //       schemes, and whether decoding the container reproduces the
 //       quantiser's output bit for bit. Without --scheme: bf16, affine4-g64
 //       and a uniform scheme at the SQNR affine4-g64 reached, side by side.
-//   ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--mlx-bits B] [--quiet]
-//       Codes every float tensor with S. With --mlx-bits B, every MLX
+//   ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel|gpu] [--mlx-bits B] [--quiet]
+//       Codes every float tensor with S. --layout gpu writes the layout the
+//       CUDA loader and kernels read (docs/format.md section 15) for S = bf16
+//       or affine4-g64/g128/g256-bf16, and keeps the storage layout for the
+//       tensors it cannot hold (cols not a multiple of 256, ...), naming them. With --mlx-bits B, every MLX
 //       quantized weight (X.weight of dtype U32 next to X.scales and
 //       X.biases) is coded losslessly as one affine<B>-g<G> container instead
 //       (see "MLX quantized weights" below); empty tensors are kept as such.
@@ -22,6 +25,7 @@
 //
 // Exit codes: 0 success, 1 a file is invalid or an operation failed, 2 usage.
 // Progress goes to stderr for files above 2^22 weights (not with --quiet).
+#include <ecq/gpu_container.hpp>
 #include <ecq/io/ecq_file.hpp>
 #include <ecq/io/safetensors.hpp>
 #include <ecq/schemes/scheme.hpp>
@@ -57,12 +61,13 @@ void print_usage(std::FILE* f) {
   std::fputs(
       "usage:\n"
       "  ecq inspect FILE.safetensors [--scheme S]... [--layout storage|kernel] [--json] [--quiet]\n"
-      "  ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel] [--mlx-bits B] [--quiet]\n"
+      "  ecq pack IN.safetensors OUT.ecq --scheme S [--layout storage|kernel|gpu] [--mlx-bits B] [--quiet]\n"
       "  ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]\n"
       "  ecq verify FILE.ecq\n"
       "schemes: bf16, f16, affine<b>-g<G>[-bf16][-p<C>[r<R>]], codebook-nf4-g<G>[-bf16][-p<C>[r<R>]],\n"
       "         uniform-sqnr<dB>[-row|-g<G>][-bf16]   e.g. affine4-g64, affine4-g64-p2, uniform-sqnr21.05\n"
-      "layouts: storage (default; big blocks, smallest files), kernel (32-row x 256-symbol blocks)\n",
+      "layouts: storage (default; big blocks, smallest files), kernel (32-row x 256-symbol blocks),\n"
+      "  gpu (pack only: what ecq/device_tensor.cuh loads; --scheme bf16 or affine4-g64|g128|g256-bf16)\n",
       f);
 }
 
@@ -524,6 +529,44 @@ int cmd_inspect(const std::vector<std::string>& args) {
 // --------------------------------------------------------------------------
 // pack / unpack / verify
 
+// --layout gpu: one tensor in the GPU layout (ecq/gpu_container.hpp).
+// @return status::ok; bad_shape or unsupported_parameters when the layout
+//         cannot hold the tensor (cols not a multiple of 256, more than 64
+//         exponents, a symbol too frequent for the kernels' tables).
+status encode_gpu_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_file& st, const ecq::safetensors_tensor& t,
+                         const std::vector<float>& w, ecq::encoded_tensor* e) {
+  const std::uint64_t rows = ecq::shape_rows(t.shape), cols = ecq::shape_cols(t.shape);
+  if (cols % ecq::gpu_layout::chunk_weights != 0) return status::bad_shape;
+  if (spec.kind == ecq::scheme_kind::bf16) {
+    std::vector<std::uint16_t> h;
+    if (t.dtype == ecq::tensor_dtype::bf16) {
+      h = u16_values(st, t);  // the bits themselves: nothing rounded
+    } else {
+      h.resize(w.size());
+      for (std::size_t i = 0; i < w.size(); ++i) h[i] = ecq::float_to_bf16(w[i]);
+    }
+    return ecq::encode_gpu_bf16(h.data(), rows, cols, e);
+  }
+  ecq::quantized_tensor q;
+  std::vector<std::uint8_t> codes;
+  const status s = ecq::affine_quantize(w.data(), rows, cols, spec.codes, &q, &codes);
+  if (s != status::ok) return s;
+  auto u16s = [&](ecq::section_tag tag) {
+    const ecq::side_section* sec = q.find(tag);
+    std::vector<std::uint16_t> v(sec->bytes.size() / 2);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::uint16_t(sec->bytes[2 * i] | sec->bytes[2 * i + 1] << 8);
+    return v;
+  };
+  return ecq::encode_gpu_affine4(codes.data(), u16s(ecq::section_tag::scales), u16s(ecq::section_tag::biases), rows,
+                                 cols, spec.codes.group_size, e);
+}
+
+// Weights of any container: the schemes' dequantisers, or the GPU layout's reader.
+status dequantize_container(const ecq::encoded_tensor& e, std::vector<float>* v) {
+  if (ecq::gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) return ecq::gpu_dequantize(e, v);
+  return ecq::decode_and_dequantize(e, v);
+}
+
 int cmd_pack(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
   std::string scheme, layout = "storage";
@@ -546,7 +589,14 @@ int cmd_pack(const std::vector<std::string>& args) {
   ecq::scheme_spec spec;
   std::string error;
   if (ecq::parse_scheme(scheme, &spec, &error) != status::ok) usage_error(error);
-  const ecq::layout_goal goal = parse_layout(layout);
+  const bool gpu = layout == "gpu";
+  if (gpu && !(spec.kind == ecq::scheme_kind::bf16 ||
+               (spec.kind == ecq::scheme_kind::affine && spec.codes.bits == 4 &&
+                spec.codes.side_format == ecq::float16_format::bfloat16 &&
+                (spec.codes.group_size == 64 || spec.codes.group_size == 128 || spec.codes.group_size == 256))))
+    usage_error("pack: --layout gpu takes --scheme bf16 or affine4-g64|g128|g256-bf16 (the schemes the CUDA kernels run)");
+  if (gpu && mlx_bits != 0) usage_error("pack: --layout gpu does not take MLX quantized weights (--mlx-bits)");
+  const ecq::layout_goal goal = gpu ? ecq::layout_goal::storage : parse_layout(layout);  // gpu: for the fallbacks
   loaded_file f;
   load_safetensors(paths[0], &f);
   // MLX triplets: their weights are packed as one tensor, their scales and biases go inside it.
@@ -579,6 +629,7 @@ int cmd_pack(const std::vector<std::string>& args) {
   for (const auto& t : f.st.tensors()) total += t.elements();
   const bool progress = !quiet && total > progress_threshold;
   ecq::ecq_file_writer out;
+  std::vector<std::string> not_gpu;  // --layout gpu: tensors kept in the storage layout
   std::size_t index = 0;
   for (const auto& t : f.st.tensors()) {
     ++index;
@@ -607,6 +658,20 @@ int cmd_pack(const std::vector<std::string>& args) {
     }
     std::vector<float> w;
     ecq::to_float(t, f.st.data(t), &w);
+    if (gpu) {
+      ecq::encoded_tensor e;
+      s = encode_gpu_tensor(spec, f.st, t, w, &e);
+      if (s == status::ok) {
+        bytes += e.size();
+        weights += t.elements();
+        if ((s = out.add(t.name, t.dtype, t.shape, e)) != status::ok)
+          fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+        continue;
+      }
+      if (s != status::bad_shape && s != status::unsupported_parameters)
+        fail("tensor \"" + t.name + "\": cannot encode in the GPU layout (" + ecq::status_string(s) + ")");
+      not_gpu.push_back(t.name + " (" + ecq::status_string(s) + ")");
+    }
     ecq::quantized_tensor q;
     s = quantize_tensor(spec, f.st, t, w, &q);
     if (s != status::ok) fail("tensor \"" + t.name + "\": cannot quantise with " + spec.name() + " (" +
@@ -617,6 +682,11 @@ int cmd_pack(const std::vector<std::string>& args) {
     weights += t.elements();
     if ((s = out.add(t.name, t.dtype, t.shape, e)) != status::ok)
       fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
+  }
+  if (!quiet && !not_gpu.empty()) {
+    std::fprintf(stderr, "%zu tensors kept in the storage layout (no GPU layout):", not_gpu.size());
+    for (const auto& n : not_gpu) std::fprintf(stderr, " %s", n.c_str());
+    std::fprintf(stderr, "\n");
   }
   for (const auto& kv : f.st.metadata()) out.add_metadata(kv.first, kv.second);
   const std::vector<std::uint8_t> file = out.serialize();
@@ -665,11 +735,12 @@ int cmd_unpack(const std::vector<std::string>& args) {
     ecq::encoded_tensor e;
     s = r.open_tensor(i, &e);
     std::vector<float> v;
-    if (s == status::ok) s = ecq::decode_and_dequantize(e, &v);
+    if (s == status::ok) s = dequantize_container(e, &v);
     if (s != status::ok) fail("tensor \"" + t.name + "\": " + ecq::status_string(s));
     // auto: the lossless 16-bit schemes give their own format back; others float32.
     ecq::tensor_dtype out = ecq::tensor_dtype::f32;
-    if (dtype == "BF16" || (dtype == "auto" && e.geometry().scheme_id == std::uint32_t(ecq::scheme_kind::bf16)))
+    if (dtype == "BF16" || (dtype == "auto" && (e.geometry().scheme_id == std::uint32_t(ecq::scheme_kind::bf16) ||
+                                                e.geometry().scheme_id == ecq::gpu_layout::bf16_pairs_scheme)))
       out = ecq::tensor_dtype::bf16;
     if (dtype == "F16" || (dtype == "auto" && e.geometry().scheme_id == std::uint32_t(ecq::scheme_kind::f16)))
       out = ecq::tensor_dtype::f16;
@@ -707,7 +778,7 @@ int cmd_verify(const std::vector<std::string>& args) {
     ecq::encoded_tensor e;
     status s = r.open_tensor(i, &e);
     std::vector<float> v;
-    if (s == status::ok) s = ecq::decode_and_dequantize(e, &v);
+    if (s == status::ok) s = dequantize_container(e, &v);
     if (s != status::ok) {
       ++bad;
       std::printf("%s: %s\n", t.name.c_str(), ecq::status_string(s));
@@ -802,6 +873,51 @@ int self_test() {
     if (!same) {
       ++failures;
       std::printf("self-test: %s: the MLX weight did not come back as scale * q + bias\n", scheme);
+    }
+  }
+  // --layout gpu: a BF16 matrix with whole 256-column chunks goes in the GPU layout (bf16 bits exactly; affine4
+  // as affine_quantize makes it), the 80-column one keeps the storage layout.
+  {
+    ecq::safetensors_writer g;
+    std::vector<std::uint16_t> gb(40 * 512);
+    for (auto& x : gb) x = ecq::float_to_bf16(0.02f * t(rng));
+    g.add("gpu.weight", ecq::tensor_dtype::bf16, {40, 512}, bytes_of(gb));
+    g.add("layer.weight", ecq::tensor_dtype::f32, {96, 80}, ab);
+    const std::string gin = (dir / "gpu.safetensors").string(), packed = (dir / "gpu.ecq").string();
+    const std::string out = (dir / "gpu_out.safetensors").string();
+    if (ecq::write_file_bytes(gin, g.serialize()) != status::ok) fail("self-test: cannot write " + gin);
+    for (const char* scheme : {"bf16", "affine4-g128-bf16"}) {
+      cmd_pack({gin, packed, "--scheme", scheme, "--layout", "gpu", "--quiet"});
+      if (cmd_verify({packed}) != 0) ++failures;
+      std::vector<std::uint8_t> fb;
+      ecq::ecq_file_reader r;
+      open_ecq(packed, &fb, &r);
+      ecq::encoded_tensor e;
+      const bool is_gpu = r.open_tensor(0, &e) == status::ok &&
+                          ecq::gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0;
+      cmd_unpack({packed, out});
+      loaded_file f;
+      load_safetensors(out, &f);
+      const auto& tt = f.st.tensors()[0];
+      std::vector<float> v, gf(gb.size());
+      ecq::to_float(tt, f.st.data(tt), &v);
+      for (std::size_t i = 0; i < gb.size(); ++i) gf[i] = ecq::bf16_to_float(gb[i]);
+      bool same = is_gpu && v.size() == gb.size() && f.st.tensors().size() == 2;
+      if (same && scheme[0] == 'b') {
+        for (std::size_t i = 0; same && i < v.size(); ++i) same = ecq::float_to_bf16(v[i]) == gb[i];
+      } else if (same) {
+        ecq::scheme_spec spec;
+        ecq::parse_scheme(scheme, &spec);
+        ecq::quantized_tensor q;
+        ecq::quantize(spec, gf.data(), 40, 512, &q);
+        std::vector<float> expect;
+        ecq::dequantize(q, &expect);
+        same = v == expect;
+      }
+      if (!same) {
+        ++failures;
+        std::printf("self-test: %s --layout gpu: the GPU-layout tensor did not come back\n", scheme);
+      }
     }
   }
   fs::remove_all(dir);
