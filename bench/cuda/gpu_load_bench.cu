@@ -17,7 +17,11 @@
 //     bit against the input, weights/s and (compressed read + output write)
 //     bytes/s next to the copy kernel's bandwidth.
 // Prints a table last and writes JSON (--json PATH). --test: a 4096 x 4096
-// matrix, every check and no timing (for compute-sanitizer).
+// matrix, every check and no timing (for compute-sanitizer). With the tool:
+//   ecq_gpu_load_bench --write-safetensors w.safetensors   (the bf16 weights)
+//   ecq pack w.safetensors w_bf16.ecq --scheme bf16 --layout gpu
+//   ecq pack w.safetensors w_q4.ecq --scheme affine4-g128-bf16 --layout gpu
+//   ecq_gpu_load_bench --files w_bf16.ecq w_q4.ecq          (load, decode, check)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include <ecq/device_tensor.cuh>
 #include <ecq/gpu_container.hpp>
 #include <ecq/io/ecq_file.hpp>
+#include <ecq/io/safetensors.hpp>
 #include <ecq/schemes/affine.hpp>
 
 #include "tile_codec.hpp"
@@ -150,7 +155,25 @@ loaded load_copies(const ecq::ecq_file_reader& file, std::size_t index, int copi
   return l;
 }
 
-void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs) {
+/// Where the run's tensors come from: encoded here, or files `ecq pack
+/// --layout gpu` made from the safetensors file --write-safetensors wrote.
+struct sources {
+  std::string safetensors_out;     // write the weights there and stop
+  std::string bf16_file, q4_file;  // tool-made .ecq files (tensor 0 of each)
+};
+
+bool read_whole(const std::string& path, std::vector<std::uint8_t>* out) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  std::fseek(f, 0, SEEK_END);
+  out->resize(std::size_t(std::ftell(f)));
+  std::fseek(f, 0, SEEK_SET);
+  const bool ok = std::fread(out->data(), 1, out->size(), f) == out->size();
+  std::fclose(f);
+  return ok;
+}
+
+void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources& src) {
   const std::size_t n = std::size_t(M) * K;
   std::printf("shape %ux%u\n", M, K);
   auto t0 = clock_type::now();
@@ -161,17 +184,27 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs) {
       for (std::uint32_t c = 0; c < K; ++c) wf[r * K + c] = ecq_bench::t8_at(0x5eed, r * K + c, rs);
     }
   });
+  // The checkpoint is bf16; the 4-bit codes are quantised from its values, as `ecq pack` does.
   std::vector<std::uint16_t> wb(n);
   ecq_bench::parallel_for(n, [&](std::size_t a, std::size_t b) {
-    for (std::size_t i = a; i < b; ++i) wb[i] = ecq_bench::float_to_bf16(wf[i]);
+    for (std::size_t i = a; i < b; ++i) {
+      wb[i] = ecq_bench::float_to_bf16(wf[i]);
+      wf[i] = ecq_bench::bf16_to_float(wb[i]);
+    }
   });
   std::printf("  weights made in %.1f s\n", seconds_since(t0));
-
-  // The product path: library encoders -> .ecq file -> reader -> loader.
-  t0 = clock_type::now();
-  ecq::encoded_tensor tb, ta;
-  ecq::status st = ecq::encode_gpu_bf16(wb.data(), M, K, &tb);
-  const double enc_b = seconds_since(t0);
+  if (!src.safetensors_out.empty()) {
+    ecq::safetensors_writer w;
+    std::vector<std::uint8_t> bytes(n * 2);
+    std::memcpy(bytes.data(), wb.data(), bytes.size());
+    std::string error;
+    if (w.add("w", ecq::tensor_dtype::bf16, {M, K}, std::move(bytes)) != ecq::status::ok ||
+        ecq::write_file_bytes(src.safetensors_out, w.serialize(), &error) != ecq::status::ok) {
+      std::printf("  cannot write %s %s\n", src.safetensors_out.c_str(), error.c_str());
+      ++g_failures;
+    }
+    return;
+  }
   ecq::affine_params p;
   p.bits = 4;
   p.group_size = 128;
@@ -180,45 +213,63 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs) {
   std::vector<std::uint8_t> codes;
   t0 = clock_type::now();
   ecq::status sa = ecq::affine_quantize(wf.data(), M, K, p, &q, &codes);
-  std::vector<std::uint16_t> scales, biases;
-  if (sa == ecq::status::ok) {
-    const auto* s = q.find(ecq::section_tag::scales);
-    const auto* b = q.find(ecq::section_tag::biases);
-    scales.resize(s->bytes.size() / 2);
-    biases.resize(b->bytes.size() / 2);
-    std::memcpy(scales.data(), s->bytes.data(), s->bytes.size());
-    std::memcpy(biases.data(), b->bytes.data(), b->bytes.size());
-    sa = ecq::encode_gpu_affine4(codes.data(), scales, biases, M, K, 128, &ta);
-  }
-  const double enc_a = seconds_since(t0);
   std::vector<float>().swap(wf);
-  if (st != ecq::status::ok || sa != ecq::status::ok) {
-    std::printf("  encode failed: bf16 %s, affine4 %s\n", ecq::status_string(st), ecq::status_string(sa));
+
+  // The product path: encoder (here, or the tool's) -> .ecq file -> reader -> loader.
+  std::vector<std::uint8_t> bytes_b, bytes_q;
+  std::size_t index_b = 0, index_q = 0;
+  if (src.bf16_file.empty()) {
+    ecq::encoded_tensor tb, ta;
+    std::vector<std::uint16_t> scales, biases;
+    if (sa == ecq::status::ok) {
+      const auto* s = q.find(ecq::section_tag::scales);
+      const auto* b = q.find(ecq::section_tag::biases);
+      scales.resize(s->bytes.size() / 2);
+      biases.resize(b->bytes.size() / 2);
+      std::memcpy(scales.data(), s->bytes.data(), s->bytes.size());
+      std::memcpy(biases.data(), b->bytes.data(), b->bytes.size());
+      sa = ecq::encode_gpu_affine4(codes.data(), scales, biases, M, K, 128, &ta);
+    }
+    const double enc_a = seconds_since(t0);
+    t0 = clock_type::now();
+    const ecq::status st = ecq::encode_gpu_bf16(wb.data(), M, K, &tb);
+    const double enc_b = seconds_since(t0);
+    if (st != ecq::status::ok || sa != ecq::status::ok) {
+      std::printf("  encode failed: bf16 %s, affine4 %s\n", ecq::status_string(st), ecq::status_string(sa));
+      ++g_failures;
+      return;
+    }
+    std::printf("  encoded: bf16 S=%u %.3f bits/weight (%.1f s), affine4 g128 S=%u %.3f bits/weight incl. side "
+                "(quantise + encode %.1f s)\n",
+                tb.geometry().scale_bits, double(tb.size()) * 8 / double(n), enc_b, ta.geometry().scale_bits,
+                double(ta.size()) * 8 / double(n), enc_a);
+    ecq::ecq_file_writer writer;
+    if (writer.add("w.bf16", ecq::tensor_dtype::bf16, {M, K}, tb) != ecq::status::ok ||
+        writer.add("w.q4", ecq::tensor_dtype::bf16, {M, K}, ta) != ecq::status::ok) {
+      ++g_failures;
+      return;
+    }
+    bytes_b = writer.serialize();
+    index_q = 1;
+  } else if (!read_whole(src.bf16_file, &bytes_b) || !read_whole(src.q4_file, &bytes_q)) {
+    std::printf("  cannot read %s or %s\n", src.bf16_file.c_str(), src.q4_file.c_str());
+    ++g_failures;
+    return;
+  } else {
+    std::printf("  files made by the tool: %s (%.1f MB), %s (%.1f MB)\n", src.bf16_file.c_str(),
+                double(bytes_b.size()) / 1e6, src.q4_file.c_str(), double(bytes_q.size()) / 1e6);
+  }
+  ecq::ecq_file_reader file_b, file_q;
+  if (file_b.parse(bytes_b.data(), bytes_b.size()) != ecq::status::ok ||
+      (!bytes_q.empty() && file_q.parse(bytes_q.data(), bytes_q.size()) != ecq::status::ok)) {
     ++g_failures;
     return;
   }
-  std::printf("  encoded: bf16 S=%u %.3f bits/weight (%.1f s), affine4 g128 S=%u %.3f bits/weight incl. side "
-              "(quantise + encode %.1f s)\n",
-              tb.geometry().scale_bits, double(tb.size()) * 8 / double(n), enc_b, ta.geometry().scale_bits,
-              double(ta.size()) * 8 / double(n), enc_a);
-  ecq::ecq_file_writer writer;
-  if (writer.add("w.bf16", ecq::tensor_dtype::bf16, {M, K}, tb) != ecq::status::ok ||
-      writer.add("w.q4", ecq::tensor_dtype::bf16, {M, K}, ta) != ecq::status::ok) {
-    ++g_failures;
-    return;
-  }
-  tb = ecq::encoded_tensor{};
-  ta = ecq::encoded_tensor{};
-  const std::vector<std::uint8_t> file_bytes = writer.serialize();
-  ecq::ecq_file_reader file;
-  if (file.parse(file_bytes.data(), file_bytes.size()) != ecq::status::ok) {
-    ++g_failures;
-    return;
-  }
+  const ecq::ecq_file_reader& fq = bytes_q.empty() ? file_b : file_q;
   ecq::pinned_staging staging;
   const int copies = g_test ? 1 : 2;
-  loaded lb = load_copies(file, 0, copies, &staging);
-  loaded la = load_copies(file, 1, copies, &staging);
+  loaded lb = load_copies(file_b, index_b, copies, &staging);
+  loaded la = load_copies(fq, index_q, copies, &staging);
   if (int(lb.copies.size()) != copies || int(la.copies.size()) != copies) return;
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
@@ -290,15 +341,21 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs) {
 
 int main(int argc, char** argv) {
   std::string json;
+  sources src;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--test")) g_test = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    if (!std::strcmp(argv[i], "--write-safetensors") && i + 1 < argc) src.safetensors_out = argv[++i];
+    if (!std::strcmp(argv[i], "--files") && i + 2 < argc) {
+      src.bf16_file = argv[++i];
+      src.q4_file = argv[++i];
+    }
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   double d2d = 0, d2d_kernel = 0, h2d_pinned = 0, h2d_pageable = 0;
-  if (!g_test) {
+  if (!g_test && src.safetensors_out.empty()) {
     const std::size_t big = std::size_t(1) << 30, mid = std::size_t(256) << 20;
     void *a = nullptr, *b = nullptr, *pinned = nullptr;
     CK(cudaMalloc(&a, big));
@@ -321,9 +378,10 @@ int main(int argc, char** argv) {
                 "pageable %.1f GB/s\n", d2d, d2d_kernel, h2d_pinned, h2d_pageable);
   }
   if (g_test)
-    run(4096, 4096, d2d_kernel);
+    run(4096, 4096, d2d_kernel, src);
   else
-    run(28672, 8192, d2d_kernel);
+    run(28672, 8192, d2d_kernel, src);
+  if (!src.safetensors_out.empty()) return g_failures == 0 ? 0 : 1;  // only the weights were asked for
 
   if (!json.empty()) {
     if (FILE* f = std::fopen(json.c_str(), "w")) {

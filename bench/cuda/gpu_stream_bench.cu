@@ -19,7 +19,9 @@
 // (CUDA events). Every mode's last-layer outputs are checked against cuBLAS
 // on a device-resident copy of the weights (bit-equal for the cuBLAS modes,
 // relative error < 1e-4 for the fused GEMV). The run's pinned H2D bandwidth
-// is printed beside it. --json PATH writes the rows.
+// is printed beside it. --json PATH writes the rows. --cache-svg PATH also
+// runs the decoded-layer cache (see cache_curve) over a range of device
+// budgets and plots ms per token against the budget.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -223,12 +225,205 @@ std::vector<float> download(const float* p, std::size_t n) {
   return v;
 }
 
+// ---------------------------------------------------------------------------
+// The decoded-layer cache (issue #12, point 5), batch 1. A device-memory
+// budget B is spent first on compressed layers (resident R = min(32,
+// B / compressed layer) layers 0..R-1, copied once), then on slots for
+// decoded layers (C = min(32, rest / bf16 layer)), managed LRU: a layer found
+// decoded runs cuBLAS on its slot; any other layer comes from its resident
+// compressed copy or, past R, from host memory (double-buffered copies as
+// above), is decoded into the least recently used slot and runs cuBLAS
+// there; with no slots it runs the fused GEMV on the compressed bytes. The
+// two copy buffers and the decode scratch are outside the budget.
+
+struct cache_point {
+  double budget_gb = 0;
+  int resident = 0, slots = 0, hits = 0;
+  double ms = 0, err = 0;
+  bool ok = true;
+};
+
+struct lru_state {
+  std::vector<int> slot_of = std::vector<int>(kLayers, -1);  // slot holding the layer, or -1
+  std::vector<int> order;  // layers in slots, least recently used first
+  int used = 0;
+};
+
+/// One token through the cache. @return milliseconds; *hits = layers found decoded.
+double cache_token(context& c, int resident, int slots, const std::uint8_t* resident_base, std::uint16_t* slot_base,
+                   lru_state* lru, int* hits) {
+  const std::size_t plain_words = c.plain.bytes / 2;
+  cudaEvent_t start, end, copied[2], freed[2];
+  CK(cudaEventCreate(&start));
+  CK(cudaEventCreate(&end));
+  for (int b = 0; b < 2; ++b) {
+    CK(cudaEventCreateWithFlags(&copied[b], cudaEventDisableTiming));
+    CK(cudaEventCreateWithFlags(&freed[b], cudaEventDisableTiming));
+    CK(cudaEventRecord(freed[b], c.compute));
+  }
+  CK(cudaStreamSynchronize(c.compute));
+  CK(cudaEventRecord(start, c.copy));
+  CK(cudaStreamWaitEvent(c.compute, start, 0));
+  *hits = 0;
+  int host_layers = 0;
+  for (int i = 0; i < kLayers; ++i) {
+    const int slot = lru->slot_of[std::size_t(i)];
+    if (slot >= 0) {  // hit: most recently used now
+      ++*hits;
+      lru->order.erase(std::find(lru->order.begin(), lru->order.end(), i));
+      lru->order.push_back(i);
+      for (int j = 0; j < 7; ++j)
+        gemm(c, slot_base + std::size_t(slot) * plain_words + c.plain.offset[j] / 2, kLayer[j], 1, c.y[j], c.compute);
+      continue;
+    }
+    const std::uint8_t* src = nullptr;
+    int b = -1;
+    if (i < resident) {
+      src = resident_base + std::size_t(i) * c.ecq.bytes;
+    } else {
+      b = host_layers++ % 2;
+      CK(cudaStreamWaitEvent(c.copy, freed[b], 0));
+      CK(cudaMemcpyAsync(c.dev[b], c.host_ecq[std::size_t(i)], c.ecq.bytes, cudaMemcpyHostToDevice, c.copy));
+      CK(cudaEventRecord(copied[b], c.copy));
+      CK(cudaStreamWaitEvent(c.compute, copied[b], 0));
+      src = c.dev[b];
+    }
+    if (slots > 0) {
+      int s = lru->used < slots ? lru->used++ : -1;
+      if (s < 0) {  // evict the least recently used layer
+        const int victim = lru->order.front();
+        lru->order.erase(lru->order.begin());
+        s = lru->slot_of[std::size_t(victim)];
+        lru->slot_of[std::size_t(victim)] = -1;
+      }
+      lru->slot_of[std::size_t(i)] = s;
+      lru->order.push_back(i);
+      std::uint16_t* dst = slot_base + std::size_t(s) * plain_words;
+      for (int j = 0; j < 7; ++j) {
+        const ecq::device_tensor_view v = c.ecq.image[j].view_at(src + c.ecq.offset[j]);
+        if (ecq::decode_bf16(v, dst + c.plain.offset[j] / 2, c.flags, c.compute) != ecq::status::ok) std::exit(3);
+        gemm(c, dst + c.plain.offset[j] / 2, kLayer[j], 1, c.y[j], c.compute);
+      }
+    } else {
+      for (int j = 0; j < 7; ++j) run_matrix(c, mode::ecq_fused, 1, j, src);
+    }
+    if (b >= 0) CK(cudaEventRecord(freed[b], c.compute));
+  }
+  CK(cudaEventRecord(end, c.compute));
+  CK(cudaEventSynchronize(end));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, start, end));
+  CK(cudaEventDestroy(start));
+  CK(cudaEventDestroy(end));
+  for (int b = 0; b < 2; ++b) {
+    CK(cudaEventDestroy(copied[b]));
+    CK(cudaEventDestroy(freed[b]));
+  }
+  return ms;
+}
+
+/// The curve: ms per token against the budget, printed and written as SVG.
+std::vector<cache_point> cache_curve(context& c, const std::vector<std::vector<float>>& ref) {
+  std::uint8_t* resident_base = nullptr;
+  std::uint16_t* slot_base = nullptr;
+  CK(cudaMalloc(&resident_base, c.ecq.bytes * kLayers));
+  CK(cudaMalloc(&slot_base, c.plain.bytes * kLayers));
+  for (int i = 0; i < kLayers; ++i)
+    CK(cudaMemcpy(resident_base + std::size_t(i) * c.ecq.bytes, c.host_ecq[std::size_t(i)], c.ecq.bytes,
+                  cudaMemcpyHostToDevice));
+  std::vector<cache_point> points;
+  const double all = double(kLayers) * double(c.ecq.bytes + c.plain.bytes);
+  const double compressed = double(kLayers) * double(c.ecq.bytes);  // every layer resident, no slot
+  for (double gb : {0.0, 1.0, 2.0, 3.0, 4.5, 6.0, 7.5, 9.0, compressed / 1e9, all * 0.5 / 1e9, all * 0.75 / 1e9,
+                    all / 1e9 - double(c.plain.bytes) / 1e9, all / 1e9}) {
+    cache_point p;
+    const double budget = gb * 1e9;
+    p.resident = int(std::min<double>(kLayers, std::floor(budget / double(c.ecq.bytes))));
+    p.slots = int(std::min<double>(
+        kLayers, std::floor((budget - double(p.resident) * double(c.ecq.bytes)) / double(c.plain.bytes))));
+    p.budget_gb = (double(p.resident) * double(c.ecq.bytes) + double(p.slots) * double(c.plain.bytes)) / 1e9;
+    lru_state lru;
+    int hits = 0;
+    cache_token(c, p.resident, p.slots, resident_base, slot_base, &lru, &hits);  // warm-up: fills the cache
+    std::vector<double> t;
+    for (int r = 0; r < 3; ++r) t.push_back(cache_token(c, p.resident, p.slots, resident_base, slot_base, &lru, &hits));
+    std::sort(t.begin(), t.end());
+    p.ms = t[1];
+    p.hits = hits;
+    double num = 0, den = 0;
+    for (int j = 0; j < 7; ++j) {
+      const std::vector<float> y = download(c.y[j], kLayer[j].M);
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        const double d = double(y[i]) - double(ref[std::size_t(j)][i]);
+        num += d * d;
+        den += double(ref[std::size_t(j)][i]) * ref[std::size_t(j)][i];
+      }
+    }
+    p.err = std::sqrt(num / std::max(den, 1e-300));
+    p.ok = p.err < 1e-4;
+    std::printf("  cache: budget %6.2f GB (%2d compressed resident, %2d decoded slots): %8.2f ms/token, %2d hits/token, "
+                "err %.2e %s\n", p.budget_gb, p.resident, p.slots, p.ms, p.hits, p.err, p.ok ? "ok" : "FAIL");
+    std::fflush(stdout);
+    points.push_back(p);
+  }
+  CK(cudaFree(resident_base));
+  CK(cudaFree(slot_base));
+  return points;
+}
+
+/// A log-scale line plot of ms/token against the budget.
+void write_svg(const std::string& path, const std::vector<cache_point>& pts, const char* device) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return;
+  const double W = 720, H = 420, L = 70, R = 20, T = 40, B = 50;
+  double xmax = 0, ymin = 1e30, ymax = 0;
+  for (const auto& p : pts) {
+    xmax = std::max(xmax, p.budget_gb);
+    ymin = std::min(ymin, p.ms);
+    ymax = std::max(ymax, p.ms);
+  }
+  const double ly0 = std::floor(std::log10(ymin)), ly1 = std::ceil(std::log10(ymax));
+  auto X = [&](double x) { return L + (W - L - R) * x / xmax; };
+  auto Y = [&](double y) { return H - B - (H - T - B) * (std::log10(y) - ly0) / (ly1 - ly0); };
+  std::fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+  std::fprintf(f, "<text x=\"%.0f\" y=\"22\" font-size=\"14\">Decoded-layer cache (LRU), Llama-3-8B-shaped bf16 stack, batch 1, %s</text>\n",
+               L, device);
+  for (double e = ly0; e <= ly1; e += 1) {
+    for (int m = 1; m < 10; ++m) {
+      const double v = std::pow(10.0, e) * m;
+      if (v > std::pow(10.0, ly1)) break;
+      std::fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#%s\"/>\n", L, W - R, Y(v), Y(v),
+                   m == 1 ? "bbb" : "eee");
+      if (m == 1) std::fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6, Y(v) + 4, v);
+    }
+  }
+  for (double x = 0; x <= xmax + 1e-9; x += 4) {
+    std::fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", X(x), X(x), T, H - B);
+    std::fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%g</text>\n", X(x), H - B + 18, x);
+  }
+  std::fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">device-memory budget (GB): compressed layers first, then decoded slots</text>\n",
+               (L + W - R) / 2, H - 12);
+  std::fprintf(f, "<text transform=\"translate(18,%.0f) rotate(-90)\" text-anchor=\"middle\">ms per token (log)</text>\n",
+               (T + H - B) / 2);
+  std::fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
+  for (const auto& p : pts) std::fprintf(f, "%.1f,%.1f ", X(p.budget_gb), Y(p.ms));
+  std::fprintf(f, "\"/>\n");
+  for (const auto& p : pts)
+    std::fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#1f77b4\"><title>%.2f GB: %d resident, %d slots, %.2f ms</title></circle>\n",
+                 X(p.budget_gb), Y(p.ms), p.budget_gb, p.resident, p.slots, p.ms);
+  std::fprintf(f, "</svg>\n");
+  std::fclose(f);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string json;
-  for (int i = 1; i < argc; ++i)
+  std::string json, svg;
+  for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    if (!std::strcmp(argv[i], "--cache-svg") && i + 1 < argc) svg = argv[++i];
+  }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   context c;
@@ -380,6 +575,11 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  std::vector<cache_point> cache;
+  if (!svg.empty()) {
+    cache = cache_curve(c, ref[0]);
+    write_svg(svg, cache, prop.name);
+  }
   std::uint32_t flags = 0;
   CK(cudaMemcpy(&flags, c.flags, 4, cudaMemcpyDeviceToHost));
   int failures = flags != 0 ? 1 : 0;
@@ -393,6 +593,13 @@ int main(int argc, char** argv) {
                 r.ok ? "ok" : "FAIL");
     failures += r.ok ? 0 : 1;
   }
+  if (!cache.empty()) {
+    std::printf("\n%-10s %-9s %-6s %10s %5s\n", "budget GB", "resident", "slots", "ms/token", "hits");
+    for (const cache_point& p : cache) {
+      std::printf("%-10.2f %-9d %-6d %10.2f %5d %s\n", p.budget_gb, p.resident, p.slots, p.ms, p.hits, p.ok ? "ok" : "FAIL");
+      failures += p.ok ? 0 : 1;
+    }
+  }
   std::printf("H2D pinned %.1f GB/s; decode flags %u; failures %d\n", h2d, flags, failures);
   if (!json.empty())
     if (FILE* f = std::fopen(json.c_str(), "w")) {
@@ -403,6 +610,12 @@ int main(int argc, char** argv) {
                      "\"rel_err\": %.3e, \"ok\": %s}%s\n",
                      g_results[i].mode.c_str(), g_results[i].batch, g_results[i].ms, g_results[i].bytes_per_token,
                      g_results[i].err, g_results[i].ok ? "true" : "false", i + 1 < g_results.size() ? "," : "");
+      std::fprintf(f, "  ],\n  \"cache\": [\n");
+      for (std::size_t i = 0; i < cache.size(); ++i)
+        std::fprintf(f, "    {\"budget_GB\": %.3f, \"resident\": %d, \"slots\": %d, \"ms_per_token\": %.3f, \"hits\": %d, "
+                     "\"rel_err\": %.3e, \"ok\": %s}%s\n", cache[i].budget_gb, cache[i].resident, cache[i].slots,
+                     cache[i].ms, cache[i].hits, cache[i].err, cache[i].ok ? "true" : "false",
+                     i + 1 < cache.size() ? "," : "");
       std::fprintf(f, "  ]\n}\n");
       std::fclose(f);
     }
