@@ -528,32 +528,49 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   });
   const std::vector<std::uint16_t> xh = make_activations(max_batch, K, 0x77 + M + K);
 
-  // ---- bf16 pairs
+  // ---- bf16 pairs: 32-row tiles of 256 weights from the library's encoder (the GPU layout, what `ecq pack
+  // --layout gpu` writes)
   tile_layout Lb{M, K, 256, 2};
   bf16_pair_tensor bt;
+  bt.layout = Lb;
+  bt.raw_words_per_item = ecq::gpu_layout::raw_words_per_block(ecq::gpu_layout::bf16_pairs_scheme);
   encoded_streams bs;
-  const bool bf16_ok = make_bf16_pairs(wb, Lb, &bt) && encode_items(bt.layout, bt.symbols, 4096, &bs);
-  // The same weights in 64-row tiles, for the decoders with two states per lane (the same histogram, so the same
-  // frequencies and decode table).
+  std::vector<std::uint32_t> bf16_table;
+  ecq::encoded_tensor container;
+  const bool bf16_ok = ecq::encode_gpu_bf16(wb.data(), M, K, &container) == ecq::status::ok &&
+                       from_container(container, ecq::gpu_table_kind::gemv, &bs, &bt.raw, nullptr, &bf16_table);
+  // The same weights in 64-row tiles, for the decoders with two states per lane: not in the GPU layout, so from
+  // this benchmark's encoder, with its own table.
   struct bf16_variant {
     std::string tag;
     bf16_pair_tensor t;
     encoded_streams s;
+    std::vector<std::uint32_t> table;
   };
   std::vector<bf16_variant> bf16_variants;
   if (M % 64 == 0) {
     tile_layout L = Lb;
     L.tile_rows = 64;
     bf16_variant v;
-    if (make_bf16_pairs(wb, L, &v.t) && encode_items(v.t.layout, v.t.symbols, 4096, &v.s) && v.s.freqs == bs.freqs)
+    v.table.resize(std::size_t(1) << 11);
+    const auto& ex = v.t.exponents;
+    if (make_bf16_pairs(wb, L, &v.t) && encode_items(v.t.layout, v.t.symbols, 4096, &v.s) && v.s.scale_bits == 11 &&
+        ecq::build_narrow_decode_table(v.s.freqs.data(), 4096, 11, [&](std::uint32_t s) {
+          return ecq::bf16_pair_dequant::payload(ex[s & 63], ex[(s >> 6) < ex.size() ? (s >> 6) : 0]);
+        }, v.table.data()) == ecq::status::ok)
       bf16_variants.push_back(std::move(v));
   }
-  // ---- affine-4 g128, four codes per symbol (the codes and scales do not depend on the chunk size)
+  // ---- affine-4 g128, four codes per symbol (the codes and scales do not depend on the chunk size): 32-row tiles
+  // of 256 weights from the library's encoder; the plain baseline's layout and the other chunk sizes from this
+  // benchmark's. Both encode symbol_packing<4, 4, 2> symbols, so the tables are built alike.
   tile_layout La{M, K, 256, 4};
   affine4_tensor at;
   make_affine4(wf, La, 128, &at);
   encoded_streams as;
-  const bool a4_ok = encode_items(at.layout, at.symbols, 256, &as);
+  const bool a4_ok = ecq::encode_gpu_affine4(at.codes.data(), at.scale, at.bias, M, K, 128, &container) ==
+                         ecq::status::ok &&
+                     from_container(container, ecq::gpu_table_kind::gemv, &as, &at.raw, &at.side, nullptr);
+  container = ecq::encoded_tensor{};
   std::vector<float>().swap(wf);
   std::printf("  prepared in %.1f s: bf16 pairs S=%d H=%.3f bits/pair, %.3f bits/weight coded; "
               "affine4 S=%d H=%.3f bits/symbol, %.3f bits/weight coded (+%.3f side)\n",
@@ -604,15 +621,12 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       fused_tags.push_back(v.tag);
     }
     const device_tiles& dt32 = fused_tiles[0];
-    std::vector<std::uint32_t> tab(std::size_t(1) << 11);
-    const auto& ex = bt.exponents;
-    if (ecq::build_narrow_decode_table(bs.freqs.data(), 4096, 11, [&](std::uint32_t s) {
-          return ecq::bf16_pair_dequant::payload(ex[s & 63], ex[(s >> 6) < ex.size() ? (s >> 6) : 0]);
-        }, tab.data()) != ecq::status::ok) {
-      std::printf("  bf16 table build failed\n");
-      ++g_failures;
-    } else {
-      const dbuf<std::uint32_t> table = upload(tab);
+    {
+      const std::vector<std::uint32_t>& tab = bf16_table;
+      std::vector<dbuf<std::uint32_t>> tables;  // per entry of fused_tiles
+      tables.push_back(upload(tab));
+      for (const bf16_variant& v : bf16_variants) tables.push_back(upload(v.table));
+      const dbuf<std::uint32_t>& table = tables[0];
       const double tb = double(tab.size()) * 4;
       using ca = config<11, 1, ring8, 1, 8, 4>;   // one stream per warp, 8-warp blocks, <= 64 registers
       using cb = config<11, 1, ring8, 1, 16, 2>;  // one stream per warp, 16-warp blocks
@@ -626,22 +640,23 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using bd = ecq::bf16_pair_dequant;
       for (std::size_t v = 0; v < fused_tiles.size(); ++v) {
         const device_tiles& dt = fused_tiles[v];
+        const dbuf<std::uint32_t>& tv = tables[v];
         const std::string name = "fused bf16" + fused_tags[v];
         for (int b : batches) {
           if (b == 1) {
-            run_fused<ca, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cb, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cc, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cr, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cd, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<ce, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cf, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cx, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
-            run_fused<cz, bd, 1>(shape, name, dt, table, x, M, K, ref(ref_b, 1), tb);
+            run_fused<ca, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cc, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cr, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cd, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<ce, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cf, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cx, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cz, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
           }
-          if (b == 2) run_fused<cb, bd, 2>(shape, name, dt, table, x, M, K, ref(ref_b, 2), tb);
-          if (b == 4) run_fused<cb, bd, 4>(shape, name, dt, table, x, M, K, ref(ref_b, 4), tb);
-          if (b == 8) run_fused<cb, bd, 8>(shape, name, dt, table, x, M, K, ref(ref_b, 8), tb);
+          if (b == 2) run_fused<cb, bd, 2>(shape, name, dt, tv, x, M, K, ref(ref_b, 2), tb);
+          if (b == 4) run_fused<cb, bd, 4>(shape, name, dt, tv, x, M, K, ref(ref_b, 4), tb);
+          if (b == 8) run_fused<cb, bd, 8>(shape, name, dt, tv, x, M, K, ref(ref_b, 8), tb);
         }
       }
       const device_tiles& dt = dt32;

@@ -11,6 +11,12 @@
 //
 // Item order: item = tile * chunks + chunk, so one warp's contiguous range of
 // items walks along K of a row tile before the next one.
+//
+// The layouts the library writes (32-row tiles of 256 weights, ecq pack
+// --layout gpu) come from the library's encoder, ecq/gpu_container.hpp:
+// from_container turns such a container into this file's arrays. The
+// encoder here remains for what the GPU layout does not hold (64-row tiles,
+// other chunk sizes) and for the plain 4-bit baseline.
 #ifndef ECQ_BENCH_CUDA_TILE_CODEC_HPP
 #define ECQ_BENCH_CUDA_TILE_CODEC_HPP
 
@@ -25,6 +31,7 @@
 
 #include <ecq/ecq.hpp>
 #include <ecq/gemv_dequant.cuh>
+#include <ecq/gpu_container.hpp>
 #include <ecq/narrow_decode_table.hpp>
 
 namespace ecq_bench {
@@ -312,6 +319,42 @@ inline void make_affine4_layout(affine4_tensor* out) {
       }
     }
   });
+}
+
+/// The arrays of a GPU-layout container made by the library
+/// (ecq/gpu_container.hpp): the streams (the container's payload, blocks
+/// padded to 16 bytes as here), each item's word offset and count (its block
+/// index), the raw units (section 10), the side words (section 11, if side
+/// is not null) and, if table is not null, the narrow table of `kind`.
+/// @return false if the container is not in the GPU layout.
+inline bool from_container(const ecq::encoded_tensor& t, ecq::gpu_table_kind kind, encoded_streams* s,
+                           std::vector<std::uint32_t>* raw, std::vector<std::uint32_t>* side,
+                           std::vector<std::uint32_t>* table) {
+  ecq::gpu_tensor_layout L;
+  if (ecq::check_gpu_layout(t, &L) != ecq::status::ok ||
+      (table != nullptr && ecq::build_gpu_table(t, L, kind, table) != ecq::status::ok))
+    return false;
+  const std::size_t blocks = std::size_t(L.tiles) * L.chunks;
+  const std::uint64_t* index = t.view().block_index();
+  s->scale_bits = int(L.scale_bits);
+  s->freqs = t.frequencies();
+  std::vector<std::uint64_t> f(s->freqs.begin(), s->freqs.end());
+  s->entropy_bits_per_symbol = ecq::entropy_bits_per_symbol(f.data(), std::uint32_t(f.size()));  // of the table
+  s->words.resize(std::size_t(t.size() - ecq::container_checksum_size - L.payload_offset) / 2);
+  std::memcpy(s->words.data(), t.data() + L.payload_offset, s->words.size() * 2);
+  s->offset.resize(blocks);
+  s->count.resize(blocks);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    s->offset[b] = std::uint32_t(index[2 * b] / 2);
+    s->count[b] = std::uint32_t(index[2 * b + 1] / 2);
+  }
+  raw->resize(blocks * L.raw_words);
+  std::memcpy(raw->data(), t.data() + L.raw_offset, raw->size() * 4);
+  if (side != nullptr) {
+    side->resize(blocks * L.side_words);
+    std::memcpy(side->data(), t.data() + L.side_offset, side->size() * 4);
+  }
+  return true;
 }
 
 }  // namespace ecq_bench
