@@ -2,14 +2,19 @@
 //
 // The GPU benchmark of issue #6, one program, one run (see docs/cuda-notes.md
 // and docs/performance.md "GPU (H100)"):
-//   * copy bandwidth (cudaMemcpy device to device, bytes read + written);
+//   * memory bandwidth, the reference of every "% of bandwidth": a 16-byte
+//     grid-stride copy kernel (bytes read + written) and a read-only kernel
+//     (bytes read), 1 GiB each; cudaMemcpy device to device is printed next
+//     to them (on an H200 it reaches only ~70% of the copy kernel's rate);
 //   * per shape (M x K, y = W x): synthetic heavy-tailed weights (Student-t,
 //     8 degrees of freedom) encoded as
 //       - lossless bf16 with exponent pairs (fused GEMV; decode-to-memory,
 //         checked bit for bit against the original bf16);
 //       - 4-bit affine, group 128, four codes per symbol (fused GEMV;
 //         decode-to-memory of the codes, checked byte for byte);
-//       - the same 4-bit codes stored plainly (the plain 4-bit GEMV baseline);
+//       - the same 4-bit codes stored plainly (the plain 4-bit GEMV baselines:
+//         the tensor-core one on the fused kernel's item layout, and at batch
+//         1 the row-major PRMT/FFMA one an engine would run);
 //       - the bf16 weights through cuBLAS (cublasGemmEx, fp32 and bf16 out);
 //     every GEMV result checked against a float64 CPU reference;
 //   * timing: every kernel in a CUDA graph of many launches that rotate over
@@ -412,6 +417,43 @@ void run_plain(const std::string& shape, const device_tiles& dt, const std::vect
   }
 }
 
+/// The row-major plain 4-bit GEMV (batch 1) on `w` (two codes per byte) and `side` ([row][K / 128]).
+template <int Warps>
+void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::uint8_t>>& w,
+                        const std::vector<dbuf<std::uint32_t>>& side, const dbuf<std::uint16_t>& x, std::uint32_t M,
+                        std::uint32_t K, const std::vector<double>& ref, double bytes) {
+  if (K % 1024 != 0 || M % 4 != 0) return;
+  auto kern = plain_w4_rowmajor_gemv_kernel<Warps, 128>;
+  const std::size_t smem = plain_w4_rowmajor_shared_bytes(K);
+  const int max_bps = blocks_per_sm(kern, Warps * 32, smem);
+  dbuf<float> y(M);
+  for (int bps = max_bps; bps >= std::max(1, max_bps - 2); --bps) {
+    const int grid = g_sms * bps;
+    auto launch = [&](int copy, cudaStream_t st) {
+      CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+      kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(w[copy].p), side[copy].p, x.p, M, K, y.p);
+    };
+    CK(cudaMemset(y.p, 0xff, y.bytes()));
+    launch(0, 0);
+    CK(cudaDeviceSynchronize());
+    CK(cudaGetLastError());
+    result_row r;
+    r.shape = shape;
+    r.kernel = "plain w4 g128 row-major";
+    r.batch = 1;
+    char cfg[64];
+    std::snprintf(cfg, sizeof cfg, "%dx%dw prmt+ffma", bps, Warps);
+    r.config = cfg;
+    r.err = rel_l2(download(y.p, y.n), ref);
+    r.ok = r.err < 1e-4;
+    r.bytes = bytes;
+    r.weights = double(M) * K;
+    if (!g_test && !g_profile) r.us = time_graph(launch, int(w.size()), 40.0);
+    record(r);
+    if (g_test || g_profile) break;
+  }
+}
+
 void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,
                 const std::vector<std::uint16_t>& xh, std::uint32_t M, std::uint32_t K, int batch,
                 const std::vector<double>& ref) {
@@ -473,14 +515,48 @@ void time_decode(const std::string& shape, const std::string& name, Kernel kern,
   }
 }
 
-double measure_copy_bandwidth() {
-  const std::size_t n = std::size_t(1) << 30;  // 1 GiB each way
+__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, std::size_t n) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+/// Reads n uint4 and writes one word per thread (the XOR of what it read), so that no load is dropped.
+__global__ void read_kernel(const uint4* __restrict__ src, std::size_t n, std::uint32_t* out) {
+  std::uint32_t a = 0;
+  const std::size_t t = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  for (std::size_t i = t; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    const uint4 v = ecq::detail::load_streaming(src + i);
+    a ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  out[t] = a;
+}
+
+struct bandwidths {
+  double memcpy_gbs = 0, copy_kernel_gbs = 0, read_kernel_gbs = 0;
+};
+
+/// Device memory bandwidths (GB/s) of 1 GiB buffers, two of each rotating in the graph: cudaMemcpyAsync and the
+/// copy kernel count bytes read + written, the read kernel bytes read.
+bandwidths measure_bandwidths() {
+  const std::size_t n = std::size_t(1) << 30;
   dbuf<std::uint8_t> a(n), b(n);
   CK(cudaMemset(a.p, 1, n));
-  const double us = time_graph([&](int c, cudaStream_t st) {
+  CK(cudaMemset(b.p, 2, n));
+  const int grid = g_sms * 8, threads = 256;
+  dbuf<std::uint32_t> sink(std::size_t(grid) * threads);
+  bandwidths r;
+  r.memcpy_gbs = 2.0 * n / time_graph([&](int c, cudaStream_t st) {
     CK(cudaMemcpyAsync(c ? a.p : b.p, c ? b.p : a.p, n, cudaMemcpyDeviceToDevice, st));
-  }, 2, 700.0);
-  return 2.0 * n / us / 1e3;  // GB/s, read + write
+  }, 2, 700.0) / 1e3;
+  r.copy_kernel_gbs = 2.0 * n / time_graph([&](int c, cudaStream_t st) {
+    copy_kernel<<<grid, threads, 0, st>>>(reinterpret_cast<const uint4*>(c ? b.p : a.p),
+                                          reinterpret_cast<uint4*>(c ? a.p : b.p), n / 16);
+  }, 2, 500.0) / 1e3;
+  r.read_kernel_gbs = double(n) / time_graph([&](int c, cudaStream_t st) {
+    read_kernel<<<grid, threads, 0, st>>>(reinterpret_cast<const uint4*>(c ? b.p : a.p), n / 16, sink.p);
+  }, 2, 250.0) / 1e3;
+  CK(cudaGetLastError());
+  return r;
 }
 
 __global__ void spin_kernel(long long cycles, long long* out) {
@@ -754,6 +830,27 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           if (b == 4) run_plain<4>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 4), pbytes);
           if (b == 8) run_plain<8>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 8), pbytes);
         }
+        // the row-major layout: codes two per byte, side words [row][group]
+        plain.clear();
+        side.clear();
+        std::vector<std::uint8_t> packed(n / 2);
+        for (std::size_t i = 0; i < n / 2; ++i) packed[i] = std::uint8_t(at.codes[2 * i] | (at.codes[2 * i + 1] << 4));
+        std::vector<std::uint32_t> side_rm(at.scale.size());
+        for (std::size_t g = 0; g < side_rm.size(); ++g)
+          side_rm[g] = std::uint32_t(at.scale[g]) | (std::uint32_t(at.bias[g]) << 16);
+        const double rbytes = double(packed.size()) + double(side_rm.size()) * 4;
+        const int rc = g_test ? 1 : copies_for(rbytes);
+        std::vector<dbuf<std::uint8_t>> wrm;
+        std::vector<dbuf<std::uint32_t>> srm;
+        for (int c = 0; c < rc; ++c) {
+          wrm.push_back(upload(packed));
+          srm.push_back(upload(side_rm));
+        }
+        for (int b : batches) {
+          if (b != 1) continue;
+          run_plain_rowmajor<8>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+          run_plain_rowmajor<16>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+        }
       }
       // decode-to-memory of the codes, byte-exact check against the plain nibbles, two configurations
       auto decode_codes = [&](auto cfg, auto row_bytes) {
@@ -812,12 +909,13 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   std::printf("  shape done at %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
-void write_json(double copy_gbs, double clock_ghz, const cudaDeviceProp& p) {
+void write_json(const bandwidths& bw, double clock_ghz, const cudaDeviceProp& p) {
   if (g_json.empty()) return;
   FILE* f = std::fopen(g_json.c_str(), "w");
   if (!f) return;
-  std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"sms\": %d,\n  \"l2_bytes\": %d,\n  \"copy_GBps\": %.1f,\n"
-               "  \"sm_clock_GHz\": %.3f,\n  \"rows\": [\n", p.name, p.multiProcessorCount, p.l2CacheSize, copy_gbs,
+  std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"sms\": %d,\n  \"l2_bytes\": %d,\n  \"copy_kernel_GBps\": %.1f,\n"
+               "  \"read_kernel_GBps\": %.1f,\n  \"d2d_memcpy_GBps\": %.1f,\n  \"sm_clock_GHz\": %.3f,\n  \"rows\": [\n",
+               p.name, p.multiProcessorCount, p.l2CacheSize, bw.copy_kernel_gbs, bw.read_kernel_gbs, bw.memcpy_gbs,
                clock_ghz);
   for (std::size_t i = 0; i < g_rows.size(); ++i) {
     const auto& r = g_rows[i];
@@ -852,10 +950,12 @@ int main(int argc, char** argv) {
   dbuf<std::uint8_t> ws(32u << 20);
   CB(cublasSetWorkspace(h, ws.p, ws.bytes()));
 
-  double copy_gbs = 0, clock_ghz = 0;
+  bandwidths bw;
+  double clock_ghz = 0;
   if (!g_test && !g_profile) {
-    copy_gbs = measure_copy_bandwidth();
-    std::printf("copy bandwidth (D2D, read+write): %.1f GB/s\n", copy_gbs);
+    bw = measure_bandwidths();
+    std::printf("bandwidth: copy kernel %.1f GB/s (read+write), read kernel %.1f GB/s, cudaMemcpy D2D %.1f GB/s "
+                "(read+write)\n", bw.copy_kernel_gbs, bw.read_kernel_gbs, bw.memcpy_gbs);
   }
   if (g_test) {
     run_shape(64, 1024, {1, 2, 8}, h);
@@ -871,15 +971,20 @@ int main(int argc, char** argv) {
     run_shape(4096, 14336, {1}, h);
   }
   if (!g_test && !g_profile) clock_ghz = measure_sm_clock_ghz();
-  write_json(copy_gbs, clock_ghz, p);
+  write_json(bw, clock_ghz, p);
 
-  std::printf("\n%-11s %-26s %-3s %-22s %10s %9s %9s %10s %s\n", "shape", "kernel", "b", "config", "us", "GB/s",
-              "Tw/s", "rel_err", "");
-  for (const auto& r : g_rows)
-    std::printf("%-11s %-26s %-3d %-22s %10.2f %9.1f %9.3f %10.2e %s\n", r.shape.c_str(), r.kernel.c_str(), r.batch,
-                r.config.c_str(), r.us, r.us > 0 ? r.bytes / r.us / 1e3 : 0.0, r.us > 0 ? r.weights / r.us / 1e6 : 0.0,
+  // %copy: bytes moved per second against the copy kernel's (read + write); %read: against the read kernel's.
+  std::printf("\n%-11s %-26s %-3s %-22s %10s %9s %6s %6s %9s %10s %s\n", "shape", "kernel", "b", "config", "us", "GB/s",
+              "%copy", "%read", "Tw/s", "rel_err", "");
+  for (const auto& r : g_rows) {
+    const double gbs = r.us > 0 ? r.bytes / r.us / 1e3 : 0.0;
+    std::printf("%-11s %-26s %-3d %-22s %10.2f %9.1f %6.1f %6.1f %9.3f %10.2e %s\n", r.shape.c_str(), r.kernel.c_str(),
+                r.batch, r.config.c_str(), r.us, gbs, bw.copy_kernel_gbs > 0 ? 100 * gbs / bw.copy_kernel_gbs : 0.0,
+                bw.read_kernel_gbs > 0 ? 100 * gbs / bw.read_kernel_gbs : 0.0, r.us > 0 ? r.weights / r.us / 1e6 : 0.0,
                 r.err, r.ok ? "ok" : "FAIL");
-  std::printf("copy %.1f GB/s, SM clock %.3f GHz, failures %d\n", copy_gbs, clock_ghz, g_failures);
+  }
+  std::printf("copy kernel %.1f GB/s, read kernel %.1f GB/s, cudaMemcpy D2D %.1f GB/s, SM clock %.3f GHz, failures %d\n",
+              bw.copy_kernel_gbs, bw.read_kernel_gbs, bw.memcpy_gbs, clock_ghz, g_failures);
   CB(cublasDestroy(h));
   return g_failures == 0 ? 0 : 1;
 }

@@ -8,6 +8,10 @@
 //   plain_w4_gemv_kernel   the baseline: the same affine-4 codes stored plainly
 //                          (4 bits each, no entropy coding), same scales, same
 //                          tensor-core dot and persistent item split
+//   plain_w4_rowmajor_gemv_kernel  the plain baseline an engine would run at
+//                          batch 1: row-major nibbles, PRMT dequantisation to
+//                          fp32 (128 + q by a magic exponent, as Marlin does
+//                          for fp16), FFMA, no tensor cores
 // Items are 32 rows x chunk_cols columns (tile_codec.hpp); each block serves
 // one K-part (all of K for small batches) and splits its part's items over
 // its warps; see part_of_block.
@@ -501,6 +505,120 @@ constexpr std::size_t plain_w4_shared_bytes(std::uint32_t columns) {
   return std::size_t(columns / 4) * ecq::warp_row_dot<Batch>::records_per_quad * 16 +
          std::size_t(columns / Group) * Batch * 8;
 }
+
+/// plain_w4_rowmajor_gemv_kernel: y = W x at batch 1 for W stored as an engine
+/// stores it: row-major codes, two per byte (low nibble = even column), side
+/// words row-major [row][K / Group] (bf16 scale | bf16 bias << 16), weight =
+/// scale * q + bias. Work unit: 4 rows x 1024 columns; lane l reads 16 bytes
+/// (32 codes, columns 32 l .. 32 l + 31 of the slab) of each of the 4 rows, so
+/// every load instruction of a warp is 512 contiguous bytes of one row. Units
+/// are dealt to warps round-robin (persistent grid); the next unit's 4 x 16
+/// bytes and side words are loaded while the current one is computed.
+/// Dequantisation without shifts per weight: t0 = w & 0x0F0F0F0F (even
+/// columns) and t1 = (w >> 4) & 0x0F0F0F0F (odd), then one PRMT per weight
+/// puts a code byte under the exponent byte 0x43: the float 128 + q. Per code:
+/// 1 PRMT + 1 FFMA, plus 3 LOP3/SHF per 8 codes; the activations (fp32, staged
+/// once per block in shared memory, permuted so that each LDS.128 of a warp
+/// reads 512 contiguous bytes) are loaded once per unit for all 4 rows. Per
+/// unit and row: y += scale * D + (bias - 128 scale) * S, with D = sum of
+/// (128 + q) x and S = sum of x over the lane's 32 columns (staged too); the
+/// 4 rows' sums are reduced across the warp in 6 shuffles and added with one
+/// atomic per row and unit (y is zeroed before the launch).
+/// Needs K % 1024 == 0, M % 4 == 0, Group % 32 == 0.
+template <int BlockWarps, int Group>
+__global__ void __launch_bounds__(BlockWarps * 32)
+    plain_w4_rowmajor_gemv_kernel(const uint4* w, const std::uint32_t* side, const std::uint16_t* x,
+                                  std::uint32_t M, std::uint32_t K, float* y) {
+  static_assert(Group % 32 == 0, "a lane's 32 columns must lie in one group");
+  constexpr std::uint32_t rows = 4;
+  extern __shared__ float4 smem_f4[];
+  float* xs = reinterpret_cast<float*>(smem_f4);  // K floats, permuted (below)
+  float* sx = xs + K;                             // K / 32 sums of 32 columns
+  // Column c = 1024 s + 32 l + 8 j + 2 e + p sits at xs[((8 s + 2 j + p) * 32 + l) * 4 + e].
+  for (std::uint32_t c = threadIdx.x; c < K; c += BlockWarps * 32) {
+    const std::uint32_t s = c >> 10, l = (c >> 5) & 31u, j = (c >> 3) & 3u, e = (c >> 1) & 3u, p = c & 1u;
+    xs[((8 * s + 2 * j + p) * 32 + l) * 4 + e] = ecq::detail::bf16_bits_to_float(x[c]);
+  }
+  for (std::uint32_t seg = threadIdx.x; seg < K / 32; seg += BlockWarps * 32) {
+    float a = 0.0f;
+    for (std::uint32_t i = 0; i < 32; ++i) a += ecq::detail::bf16_bits_to_float(x[32 * seg + i]);
+    sx[seg] = a;
+  }
+  __syncthreads();
+  const std::uint32_t lane = ecq::detail::lane_id();
+  const std::uint32_t slabs = K / 1024, units = M / rows * slabs;
+  const std::uint32_t warps = gridDim.x * BlockWarps, u4_per_row = K / 32, side_per_row = K / Group;
+  const std::uint32_t step_group = warps / slabs, step_slab = warps % slabs;
+  std::uint32_t u = blockIdx.x * BlockWarps + threadIdx.x / 32;
+  if (u >= units) return;
+  std::uint32_t group = u / slabs, slab = u % slabs;  // the unit being loaded
+  uint4 next[rows];
+  std::uint32_t next_side[rows];
+  auto load = [&]() {
+    for (std::uint32_t r = 0; r < rows; ++r) {
+      const std::size_t row = std::size_t(group) * rows + r;
+      next[r] = ecq::detail::load_streaming(w + row * u4_per_row + slab * 32 + lane);
+      next_side[r] = ecq::detail::load_streaming1(side + row * side_per_row + (slab * 1024 + 32 * lane) / Group);
+    }
+  };
+  load();
+  const float4* xs4 = smem_f4;
+  for (; u < units; u += warps) {
+    const std::uint32_t row0 = group * rows, cur_slab = slab;
+    uint4 cur[rows];
+    std::uint32_t cur_side[rows];
+    for (std::uint32_t r = 0; r < rows; ++r) {
+      cur[r] = next[r];
+      cur_side[r] = next_side[r];
+    }
+    slab += step_slab;
+    group += step_group;
+    if (slab >= slabs) {
+      slab -= slabs;
+      ++group;
+    }
+    if (u + warps < units) load();
+    float d[rows] = {};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float4 xe = xs4[(8 * cur_slab + 2 * j) * 32 + lane], xo = xs4[(8 * cur_slab + 2 * j + 1) * 32 + lane];
+#pragma unroll
+      for (std::uint32_t r = 0; r < rows; ++r) {
+        const std::uint32_t word = j == 0 ? cur[r].x : j == 1 ? cur[r].y : j == 2 ? cur[r].z : cur[r].w;
+        const std::uint32_t t0 = word & 0x0F0F0F0Fu, t1 = (word >> 4) & 0x0F0F0F0Fu;
+        // prmt(t, 0x43, 0x4b55): byte 3 = 0x43, byte 2 = byte b of t, bytes 1, 0 = 0: the float 128 + code.
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4055u)), xe.x, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4055u)), xo.x, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4155u)), xe.y, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4155u)), xo.y, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4255u)), xe.z, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4255u)), xo.z, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4355u)), xe.w, d[r]);
+        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4355u)), xo.w, d[r]);
+      }
+    }
+    const float s_lane = sx[cur_slab * 32 + lane];
+    float v[rows];
+#pragma unroll
+    for (std::uint32_t r = 0; r < rows; ++r) {
+      const float scale = ecq::detail::bf16_bits_to_float(cur_side[r] & 0xffffu);
+      const float bias = ecq::detail::bf16_bits_to_float(cur_side[r] >> 16);
+      v[r] = fmaf(scale, d[r], fmaf(-128.0f, scale, bias) * s_lane);
+    }
+    // Transposed reduction: after the first two steps lane l holds row 2 * bit4(l) + bit3(l) of its 8-lane group.
+    const bool h4 = (lane & 16u) != 0, h3 = (lane & 8u) != 0;
+    const float k0 = (h4 ? v[2] : v[0]) + __shfl_xor_sync(0xffffffffu, h4 ? v[0] : v[2], 16);
+    const float k1 = (h4 ? v[3] : v[1]) + __shfl_xor_sync(0xffffffffu, h4 ? v[1] : v[3], 16);
+    float k = (h3 ? k1 : k0) + __shfl_xor_sync(0xffffffffu, h3 ? k0 : k1, 8);
+    k += __shfl_xor_sync(0xffffffffu, k, 4);
+    k += __shfl_xor_sync(0xffffffffu, k, 2);
+    k += __shfl_xor_sync(0xffffffffu, k, 1);
+    if ((lane & 7u) == 0) atomicAdd(y + row0 + (h4 ? 2 : 0) + (h3 ? 1 : 0), k);
+  }
+}
+
+/// Shared memory of plain_w4_rowmajor_gemv_kernel.
+constexpr std::size_t plain_w4_rowmajor_shared_bytes(std::uint32_t K) { return std::size_t(K) * 4 + K / 32 * 4; }
 
 }  // namespace ecq_bench
 
