@@ -11,7 +11,9 @@ Per shape, scheme and token count, the median time of one normalised GEMV
 The three run in turn within each round, so a neighbour's load on a shared
 machine falls on all of them alike; the median over rounds is reported.
 Weights: seeded Gaussian, std 1/sqrt(cols). Before timing, fused and pair
-are checked to give the same floats.
+are checked against the float64 product of W and rmsnorm(x) with ecq::gemv's
+documented bound (they sum in different orders where ecq::gemv has a
+dedicated loop for the scheme).
 
   python3 bench_rmsnorm_gemv.py [--threads 1] [--rounds 15] [--schemes bf16,affine4-g64] [--tokens 1,8]
 """
@@ -73,6 +75,7 @@ for name, rows, cols in SHAPES:
     g = 1.0 + 0.1 * torch.randn(cols, generator=gen)
     for scheme in args.schemes.split(","):
         coded = ecq_torch.CodedTensor.encode(w, scheme, "storage")
+        w_coded = coded.decode_float()
         for tokens in (int(t) for t in args.tokens.split(",")):
             x = torch.randn(tokens, cols, generator=gen)
             variants = {
@@ -80,8 +83,12 @@ for name, rows, cols in SHAPES:
                 "pair": lambda: coded.gemv(ecq_torch.rmsnorm(x, g, eps)),
                 "torch": lambda: coded.gemv(torch_rmsnorm(x, g, eps)),
             }
-            if not torch.equal(variants["fused"](), variants["pair"]()):
-                raise SystemExit(f"{name} {scheme}: fused and pair differ")
+            staged = ecq_torch.rmsnorm(x, g, eps)
+            exact = staged.double() @ w_coded.double().t()
+            bound = cols * 2.0 ** -24 * (staged.double().abs() @ w_coded.double().abs().t())
+            for k in ("fused", "pair"):
+                if not bool(((variants[k]().double() - exact).abs() <= bound).all()):
+                    raise SystemExit(f"{name} {scheme} {tokens} tokens: {k} exceeds the documented error bound")
             once = timed(variants["pair"], 1)
             repeat = max(1, int(0.01 / max(once, 1e-7)))  # ~10 ms per sample
             samples = {k: [] for k in variants}

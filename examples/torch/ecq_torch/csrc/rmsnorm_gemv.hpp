@@ -12,16 +12,19 @@
 // activations is made while the GEMV stages it, right before the rows of the
 // tile use it, so xn never exists as a tensor.
 //
-// The loop is ecq::gemv's (ecq/cpu/tensor_ops.hpp) with one change, the
-// staging step: tiles run in parallel on the executor; per tile, every block
-// is decoded by tensor_decoder, and for each piece of 256 symbols the batch's
-// normalised activations are staged once, then every row of the tile
-// dequantises its piece (row_dequantizer) and accumulates its dots with
-// eight partial sums. The accumulation order per output is ecq::gemv's, so
-// the error bound documented there holds against the float64 dot product of
-// W with the staged xn; the rmsnorm() kernel below computes xn with the same
-// expression, so the unfused pair rmsnorm() + ecq::gemv and this kernel
-// compute the same sums over the same values.
+// The loop is ecq::gemv's generic one (ecq/cpu/tensor_ops.hpp) with one
+// change, the staging step: tiles run in parallel on the executor; per tile,
+// every block is decoded by tensor_decoder, and for each piece of 256
+// symbols the batch's normalised activations are staged once, then every row
+// of the tile dequantises its piece (row_dequantizer) and accumulates its
+// dots with eight partial sums. Any order of summation meets the error bound
+// documented there, so it holds here against the float64 dot product of W
+// with the staged xn. The rmsnorm() kernel below computes xn with the same
+// expression, so the unfused pair rmsnorm() + ecq::gemv sums the same values;
+// in the same order where ecq::gemv runs its generic loop, in another where
+// it has a dedicated one (affine codes: a SIMD loop over the block's stream
+// order, ecq/cpu/detail/affine_block_dot.hpp), which this kernel does not
+// have.
 //
 // Built from ecq's public CPU API only; every block decode is checked, and
 // the status is that of the first failing tile in tile order.
