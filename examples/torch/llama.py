@@ -16,10 +16,13 @@ coded weights (ecq_torch). The architecture of Llama 2 / llama2.c:
   SwiGLU     w2(silu(w1 x) * w3 x)
 
 Every projection is an nn.Linear without bias, so ecq_torch.compress_model
-can swap them for EcqLinear layers; the model computes in float32. When the
-three attention projections (or w1 and w3) are fused-mode EcqLinear layers
-and a step has at most 8 tokens, the norm before them runs inside their GEMVs
-(EcqLinear.forward_rmsnorm): set fuse_norms=False to run it as its own kernel.
+can swap them for EcqLinear layers; the model computes in float32. With
+fuse_norms=True, when the three attention projections (or w1 and w3) are
+fused-mode EcqLinear layers and a step has at most 8 tokens, the norm before
+them runs inside their GEMVs (EcqLinear.forward_rmsnorm). Off by default: on
+the CPU it saves 4-9 % on stories260K's bf16 GEMVs and nothing from 1024 x
+1024 on, and for affine codes the library's own GEMV has a SIMD loop the
+fused kernel lacks (up to 3.3x faster; docs/performance.md).
 
 Weights: load_llama2c_safetensors() reads llama2.c's layout (tensors stacked
 over layers: wq [L, dim, dim], wk/wv [L, kv_dim x dim], w1/w3 [L, hidden,
@@ -163,7 +166,7 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, config, fuse_norms=True):
+    def __init__(self, config, fuse_norms=False):
         super().__init__()
         self.config = config.check()
         self.fuse_norms = fuse_norms

@@ -112,7 +112,7 @@ def modes(name, m, ref_tokens, ref_logits):
             label = f"{name} {mode}" + ("" if mode != "fused" else " (RMSNorm fused)" if fuse else " (RMSNorm separate)")
             compare(label, m, ref_tokens, ref_logits, exact=mode != "fused")
     ecq_torch.set_mode(m, "fused")
-    m.fuse_norms = True
+    m.fuse_norms = False
 
 
 def fused_bound_on_real_activations(name, m):
@@ -121,9 +121,9 @@ def fused_bound_on_real_activations(name, m):
     for layer_name, layer in m.named_modules():
         if isinstance(layer, ecq_torch.EcqLinear):
             hooks.append(layer.register_forward_hook(lambda mod, inputs, _out, n=layer_name: seen.append((n, mod, inputs[0]))))
-    m.fuse_norms = False  # the projections see their inputs through forward()
+    fuse, m.fuse_norms = m.fuse_norms, False  # the projections see their inputs through forward()
     m(torch.tensor([[BOS, 5, 6, 7]]), llama.KVCache(m.config, 1), 0)
-    m.fuse_norms = True
+    m.fuse_norms = fuse
     for h in hooks:
         h.remove()
     worst = 0.0
