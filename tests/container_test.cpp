@@ -470,7 +470,8 @@ TEST(ContainerOpen, HeaderRules) {
   EXPECT_EQ(open_with_field(t, 70, 1, 64), status::unsupported_parameters);  // state bits
   EXPECT_EQ(open_with_field(t, 71, 1, 8), status::unsupported_parameters);   // word bits
   EXPECT_EQ(open_with_field(t, 72, 1, 16), status::unsupported_parameters);  // scale bits
-  EXPECT_EQ(open_with_field(t, 72, 1, 9), status::unsupported_parameters);
+  EXPECT_EQ(open_with_field(t, 72, 1, 6), status::unsupported_parameters);  // below the range 7..15
+  EXPECT_EQ(open_with_field(t, 72, 1, 9), status::corrupt_table);         // in range, but not the table's
   EXPECT_EQ(open_with_field(t, 72, 1, 13), status::corrupt_table);       // scale bits != the table's
   EXPECT_EQ(open_with_field(t, 73, 1, 9), status::bad_offset);           // more sections than allowed
   EXPECT_EQ(open_with_field(t, 73, 1, 0), status::bad_offset);           // directory no longer matches

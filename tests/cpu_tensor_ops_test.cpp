@@ -73,7 +73,7 @@ TEST(DecodeToSymbols, EqualsTheCheckedDecoderOnEveryPathAndShape) {
   std::uint32_t seed = 1;
   for (const shape& sh : shapes)
     for (std::uint32_t alphabet : {2u, 16u, 200u, 256u, 700u})
-      for (int s : {10, 12, 14}) {
+      for (int s : {7, 8, 10, 12, 14}) {
         if (alphabet > (1u << ecq::decode_symbol_bits(s))) continue;
         coded c = make_coded(sh.rows, sh.spr, alphabet, alphabet > 16 ? 0.93 : 0.6,
                              options(s, sh.lanes, sh.tile_rows, sh.chunk), seed++);
@@ -102,6 +102,11 @@ TEST(DecodeToSymbols, PicksASimdKernelForTheSimdConfigurations) {
   coded wide = make_coded(64, 256, 16, 0.6, options(14, 32, 32, 0), 8);
   ASSERT_EQ(d.build(wide.tensor), status::ok);
   EXPECT_EQ(d.kernel(), ecq::cpu_kernel::scalar) << "ScaleBits 14 has no 32-bit SIMD table";
+  if (ecq::cpu_path_supported(ecq::cpu_path::avx512)) {
+    coded narrow = make_coded(64, 256, 16, 0.6, options(8, 64, 64, 0), 9);
+    ASSERT_EQ(d.build(narrow.tensor), status::ok);
+    EXPECT_EQ(d.kernel(), ecq::cpu_kernel::avx512_permute) << "16 symbols at ScaleBits 8: no gather";
+  }
 }
 
 TEST(DecodeToSymbols, RejectsBadArguments) {
@@ -118,10 +123,12 @@ TEST(DecodeToSymbols, CorruptStreamsGiveTheCheckedDecodersStatus) {
   int mismatched_statuses = 0, failures = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const std::uint32_t lanes = std::uint32_t(8) << (trial % 4);  // 8, 16, 32, 64
-    // ScaleBits 10-12 and alphabets of 16 or 256 run the SIMD kernels, ScaleBits 13-14 and 300 symbols the core step.
+    // ScaleBits 7-12 and alphabets of 16 or 256 run the SIMD kernels (7-8 with 16 symbols the permute kernel),
+    // ScaleBits 13-14 and 300 symbols the core step.
     const std::uint32_t alphabet = trial % 3 == 0 ? 16 : trial % 3 == 1 ? 256 : 300;
+    const int scale_bits = alphabet == 16 ? 7 + trial % 8 : 9 + trial % 6;
     coded c = make_coded(70 + trial % 50, 90 + trial % 70, alphabet, alphabet == 16 ? 0.6 : 0.95,
-                         options(10 + trial % 5, lanes, lanes * 2, trial % 7 == 0 ? 40 : 0), std::uint32_t(trial));
+                         options(scale_bits, lanes, lanes * 2, trial % 7 == 0 ? 40 : 0), std::uint32_t(trial));
     std::vector<std::uint8_t> bytes(c.tensor.data(), c.tensor.data() + c.tensor.size());
     const std::size_t payload = c.tensor.view().payload_offset;
     const int flips = 1 + trial % 4;

@@ -81,7 +81,7 @@ TEST(Scheme, LanesAvoidPaddingAndScaleBitsMinimiseTheSize) {
     const int best = ecq::choose_scale_bits(counts);
     double best_bits = INFINITY;
     int expect = 0;
-    for (int s = 10; s <= 15; ++s) {
+    for (int s = 7; s <= 15; ++s) {
       if (counts.size() > (1u << ecq::decode_symbol_bits(s))) continue;
       const auto freqs = ecq::normalized_frequencies(counts, s);
       if (freqs.empty()) continue;

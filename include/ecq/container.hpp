@@ -103,7 +103,7 @@ struct tensor_description {
 
 /// How to encode.
 struct coding_options {
-  int scale_bits = 12;           // 10 .. 15
+  int scale_bits = 12;           // 7 .. 15
   std::uint32_t lanes = 32;      // interleave width N: 1, 8, 16, 32 or 64
   std::uint32_t tile_rows = 0;   // rows per block, a multiple of lanes; 0 = lanes
   std::uint64_t chunk_symbols = 0;  // symbol columns per block; 0 = the whole row
@@ -189,7 +189,7 @@ inline status check_shape(const tensor_geometry& g) {
 
 /// Coder rules: @return status::ok or unsupported_parameters.
 inline status check_coder(const tensor_geometry& g) {
-  if (g.state_bits != 32 || g.word_bits != 16 || g.scale_bits < 10 || g.scale_bits > 15 || !supported_lanes(g.lanes))
+  if (g.state_bits != 32 || g.word_bits != 16 || g.scale_bits < 7 || g.scale_bits > 15 || !supported_lanes(g.lanes))
     return status::unsupported_parameters;
   return status::ok;
 }
@@ -585,7 +585,7 @@ status encoded_tensor::encode(const Symbol* symbols, const tensor_description& d
   g.state_bits = 32;
   g.word_bits = 16;
   g.scale_bits = std::uint32_t(o.scale_bits);
-  if (o.scale_bits < 10 || o.scale_bits > 15 || !detail::supported_lanes(o.lanes))
+  if (o.scale_bits < 7 || o.scale_bits > 15 || !detail::supported_lanes(o.lanes))
     return status::unsupported_parameters;
   status st = detail::check_shape(g);
   if (st != status::ok) return st;

@@ -188,9 +188,9 @@ static_assert(std::is_trivially_copyable<encoded_tensor_view>::value,
 /// ScaleBits S: min(12, S), the widest the packed entry allows (an alphabet
 /// of 2^SymbolBits symbols needs at least as many slots). A container's
 /// alphabet must fit: alphabet_size <= 2^decode_symbol_bits(S). Entries are
-/// 4 bytes for S = 10 and 8 bytes above; kernels that want a narrower layout
+/// 4 bytes for S <= 10 and 8 bytes above; kernels that want a narrower layout
 /// build their own table from the frequencies (ecq/symbol_table.hpp).
-/// One SymbolBits per ScaleBits keeps visit_coder at 6 x 5 instantiations.
+/// One SymbolBits per ScaleBits keeps visit_coder at 9 x 5 instantiations.
 ECQ_HOST_DEVICE constexpr int decode_symbol_bits(int scale_bits) { return scale_bits < 12 ? scale_bits : 12; }
 
 namespace detail {
@@ -264,7 +264,7 @@ ECQ_HOST_DEVICE status decode_block_checked(const block_view& b, TableView table
 /// pointer; null is fine when f does not decode) that the geometry
 /// names, and returns what f returns (an ecq::status). Host only: kernels
 /// are instantiated for one configuration.
-/// Supported: rans32x16 (state_bits 32, word_bits 16), scale_bits 10..15,
+/// Supported: rans32x16 (state_bits 32, word_bits 16), scale_bits 7..15,
 /// lanes 1, 8, 16, 32, 64.
 /// @return f's status, or status::unsupported_parameters for any other
 ///         configuration (f is then not called).
@@ -285,6 +285,9 @@ status visit_coder(const tensor_geometry& g, const void* decode_table, F&& f) {
     }
   };
   switch (g.scale_bits) {
+    case 7: return with_scale(rans32x16<7>{});
+    case 8: return with_scale(rans32x16<8>{});
+    case 9: return with_scale(rans32x16<9>{});
     case 10: return with_scale(rans32x16<10>{});
     case 11: return with_scale(rans32x16<11>{});
     case 12: return with_scale(rans32x16<12>{});

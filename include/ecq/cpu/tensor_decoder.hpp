@@ -10,7 +10,9 @@
 //   d.decode_block(tile, chunk, dest, stride, scratch);
 //
 // Kernels. A container whose coder the SIMD kernels run (rans32x16,
-// ScaleBits <= 12, at most 256 symbols, 8, 16, 32 or 64 lanes) is decoded by
+// ScaleBits <= 12, at most 256 symbols, 8, 16, 32 or 64 lanes; ScaleBits <= 8
+// with at most 16 symbols takes AVX-512's gather-free permute kernel, the
+// fastest for 4-bit codes) is decoded by
 // cpu_decoder (AVX-512, AVX2 or NEON, whatever the CPU and ECQ_CPU_PATH
 // allow; its scalar kernel when the scalar path is asked for or none fits)
 // into the block's stream order, then scattered to rows
@@ -28,9 +30,9 @@
 // nothing measurable, so a tensor needs no trusted state to decode at full
 // speed.
 //
-// Instantiations. The kernels are compiled for the 12 SIMD coder
-// configurations (ScaleBits 10-12 x 4 lane counts) and the core step for the
-// 6 ScaleBits, once per program however many schemes and entry points use
+// Instantiations. The kernels are compiled for the 24 SIMD coder
+// configurations (ScaleBits 7-12 x 4 lane counts) and the core step for the
+// 9 ScaleBits, once per program however many schemes and entry points use
 // them: schemes are applied to decoded rows afterwards, so the decoders
 // never multiply with the dequantisers.
 #ifndef ECQ_CPU_TENSOR_DECODER_HPP
@@ -78,6 +80,9 @@ class tensor_decoder {
       if (st != status::ok || impl_) return st;
     }
     switch (g.scale_bits) {
+      case 7: return make_core<7>();
+      case 8: return make_core<8>();
+      case 9: return make_core<9>();
       case 10: return make_core<10>();
       case 11: return make_core<11>();
       case 12: return make_core<12>();
@@ -133,7 +138,7 @@ class tensor_decoder {
 
   // The other coder configurations: the core's checked decoding step with the
   // lane count a run-time value, so one instance per ScaleBits serves every
-  // lane count (compile time: 6 instances instead of visit_coder's 30).
+  // lane count (compile time: 9 instances instead of visit_coder's 45).
   // Its statuses are interleaved_decode_checked's: the same checks in the
   // same order (decode_block_checked's tests hold it to that).
   template <int ScaleBits>
@@ -181,11 +186,13 @@ class tensor_decoder {
     return status::ok;
   }
 
-  // A cpu_decoder kernel into stream order, then a scatter to rows.
+  // A cpu_decoder kernel into stream order, then a scatter to rows. Symbols
+  // of up to 8 bits (at most ScaleBits: a table has as many slots).
   template <int ScaleBits, int Lanes>
   struct simd_kernel final : kernel_base {
-    decode_table<ScaleBits, 8> table;
-    cpu_decoder<rans32x16<ScaleBits>, Lanes, 8> decoder;
+    static constexpr int symbol_bits = ScaleBits < 8 ? ScaleBits : 8;
+    decode_table<ScaleBits, symbol_bits> table;
+    cpu_decoder<rans32x16<ScaleBits>, Lanes, symbol_bits> decoder;
 
     cpu_kernel kernel() const override { return decoder.kernel(); }
     bool has_stream_order() const override { return true; }
@@ -241,7 +248,12 @@ class tensor_decoder {
   }
 
   status build_simd(const encoded_tensor& t, cpu_path path) {
+    // ScaleBits 7 holds at most 128 symbols.
+    if (t.geometry().scale_bits == 7 && t.geometry().alphabet_size > 128) return status::ok;
     switch (t.geometry().scale_bits) {
+      case 7: return build_simd_lanes<7>(t, path);
+      case 8: return build_simd_lanes<8>(t, path);
+      case 9: return build_simd_lanes<9>(t, path);
       case 10: return build_simd_lanes<10>(t, path);
       case 11: return build_simd_lanes<11>(t, path);
       case 12: return build_simd_lanes<12>(t, path);

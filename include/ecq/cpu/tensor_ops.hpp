@@ -45,6 +45,9 @@
 #include "../config.hpp"
 #include "../container.hpp"
 #include "../cpu_features.hpp"
+#if ECQ_HAS_X86_KERNELS()
+#include <cpuid.h>
+#endif
 #include "../status.hpp"
 #include "../schemes/scheme.hpp"
 #include "detail/affine_block_dot.hpp"
@@ -183,7 +186,10 @@ inline void side_to_float(const std::uint16_t* h, std::size_t n, float16_format 
   }
 #if ECQ_HAS_X86_KERNELS()
   if (path == cpu_path::avx512) return f16_to_float_avx512(h, n, out);
-  static const bool f16c = (__builtin_cpu_init(), __builtin_cpu_supports("f16c"));
+  static const bool f16c = [] {  // CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports lacks "f16c")
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+  }();
   if (path == cpu_path::avx2 && f16c) return f16_to_float_f16c(h, n, out);
 #endif
   (void)path;

@@ -42,11 +42,12 @@
 //                         blocks for GPU warps, at ~0.1 to 0.2 bits/weight
 //                         more (the tool reports it).
 // A width that pads more than 1/8 of the rows is not used; 1 lane is the
-// fallback (tensors of a few rows). ScaleBits: the value in [10, 15] that
+// fallback (tensors of a few rows). ScaleBits: the value in [7, 15] that
 // minimises payload + table, among those whose decode table can hold the
-// alphabet; for alphabets of at most 256 symbols the best value in [10, 12]
-// instead when it costs at most 1/2000 of the tensor's estimated size (coded
-// symbols and side data) more, since the SIMD kernels take
+// alphabet; instead, when it costs at most 1/2000 of the tensor's estimated
+// size (coded symbols and side data) more, the best value <= 8 for at most 16
+// symbols (AVX-512's gather-free permute kernel, ~4x the gather kernel's
+// speed on 4-bit codes) or <= 12 for at most 256, since the SIMD kernels take
 // ScaleBits <= 12 (32-bit table entries; ecq/cpu_decode.hpp).
 #ifndef ECQ_SCHEMES_SCHEME_HPP
 #define ECQ_SCHEMES_SCHEME_HPP
@@ -265,7 +266,8 @@ inline double coded_bits_at(const std::vector<std::uint64_t>& counts, int s) {
 
 /// @return the ScaleBits in [first, last] minimising coded_bits_at (ties go
 ///         to the smaller table), or 0 if none can hold the alphabet.
-inline int choose_scale_bits(const std::vector<std::uint64_t>& counts, int first = 10, int last = 15) {
+///         [7, 15] is the container's range (docs/format.md).
+inline int choose_scale_bits(const std::vector<std::uint64_t>& counts, int first = 7, int last = 15) {
   int best = 0;
   double best_bits = INFINITY;
   for (int s = first; s <= last; ++s) {
@@ -323,10 +325,16 @@ inline coding_options choose_coding_options(const quantized_tensor& q, layout_go
   const std::vector<std::uint64_t> counts = histogram(q.symbols.data(), q.symbols.size(), q.alphabet_size);
   int s = choose_scale_bits(counts);
   const double side_bits = 8.0 * double(q.side_bytes());
-  if (q.alphabet_size <= 256 && s > 12) {
-    const int simd = choose_scale_bits(counts, 10, 12);
-    const double best = coded_bits_at(counts, s) + side_bits;
-    if (simd != 0 && coded_bits_at(counts, simd) + side_bits <= best * (1.0 + simd_scale_bits_tolerance)) s = simd;
+  const double best = coded_bits_at(counts, s) + side_bits;
+  // The fastest kernel the size allows: gather-free (ScaleBits <= 8) for at
+  // most 16 symbols, then 32-bit gather tables (<= 12) for at most 256.
+  for (const int limit : {8, 12}) {
+    if (s <= limit || q.alphabet_size > (limit == 8 ? 16u : 256u)) continue;
+    const int fast = choose_scale_bits(counts, 7, limit);
+    if (fast != 0 && coded_bits_at(counts, fast) + side_bits <= best * (1.0 + simd_scale_bits_tolerance)) {
+      s = fast;
+      break;
+    }
   }
   o.scale_bits = s == 0 ? 12 : s;
   if (goal == layout_goal::kernel) {
