@@ -280,11 +280,13 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
   const encoded_tensor_view v = t.view();
   const std::uint64_t rows = g.rows, cols = g.cols, wps = std::uint64_t(rd.weights_per_symbol());
   constexpr std::size_t piece_symbols = 256;
+#if ECQ_HAS_X86_KERNELS()
   // Affine codes on an x86 SIMD kernel: the stream-order loop, no transposition.
   const cpu_path isa = cpu_kernel_path(d.kernel());
   [[maybe_unused]] detail::affine_dot_plan plan;  // unused where the x86 kernels are compiled out (nvcc)
   if (d.has_stream_order() && ((isa == cpu_path::avx512 && g.lanes % 16 == 0) || (isa == cpu_path::avx2 && g.lanes % 8 == 0)))
     plan = detail::plan_affine_dot(t);
+#endif
   std::vector<status> result(std::size_t(g.num_tiles()), status::ok);
   auto task = [&](std::size_t tile) {
     detail::block_buffers& buf = detail::thread_buffers();
