@@ -220,45 +220,53 @@ inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols,
   return detail::first_failure(result);
 }
 
-/// Decodes and dequantises t into w[row * cols + column] (float32).
-/// @return as decode_to_symbols (capacity counted in weights: rows * cols),
-///         or the status of visit_dequantizer if the scheme's parameters or
-///         side data do not fit the tensor (checked first).
-inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t capacity, const cpu_options& o = {}) {
+namespace detail {
+
+/// decode_to_float and decode_to_bf16: the scheme's checks, then
+/// put(rd, row, first_symbol, symbols, count, first_weight) for every row
+/// piece of every decoded block.
+template <class Put>
+status dequantize_blocks(const encoded_tensor& t, std::size_t capacity, const cpu_options& o, Put&& put) {
   row_dequantizer rd;
   if (t.data() == nullptr) return status::invalid_argument;
   status st = rd.build(t);
   if (st != status::ok) return st;
   tensor_decoder d;
-  if ((st = detail::prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
+  if ((st = prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
   const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
-  return detail::for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
+  return for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
     for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
       const std::uint64_t row = b.first_row + r;
-      rd.weights(row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
-                 w + row * cols + b.first_column * wps);
+      put(rd, row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
+          row * cols + b.first_column * wps);
     }
   });
+}
+
+}  // namespace detail
+
+/// Decodes and dequantises t into w[row * cols + column] (float32).
+/// @return as decode_to_symbols (capacity counted in weights: rows * cols),
+///         or the status of visit_dequantizer if the scheme's parameters or
+///         side data do not fit the tensor (checked first).
+inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t capacity, const cpu_options& o = {}) {
+  return detail::dequantize_blocks(t, capacity, o,
+                                   [w](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
+                                       const std::uint16_t* symbols, std::size_t count, std::uint64_t at) {
+                                     rd.weights(row, first, symbols, count, w + at);
+                                   });
 }
 
 /// Decodes t into bfloat16 patterns h[row * cols + column] (see the file comment).
 /// @return as decode_to_float.
 inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::size_t capacity,
                              const cpu_options& o = {}) {
-  row_dequantizer rd;
-  if (t.data() == nullptr) return status::invalid_argument;
-  status st = rd.build(t);
-  if (st != status::ok) return st;
-  tensor_decoder d;
-  if ((st = detail::prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
-  const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
-  return detail::for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
-    for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
-      const std::uint64_t row = b.first_row + r;
-      rd.bf16_bits(row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
-                   h + row * cols + b.first_column * wps, cols);
-    }
-  });
+  const std::uint64_t cols = t.geometry().cols;
+  return detail::dequantize_blocks(t, capacity, o,
+                                   [h, cols](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
+                                             const std::uint16_t* symbols, std::size_t count, std::uint64_t at) {
+                                     rd.bf16_bits(row, first, symbols, count, h + at, cols);
+                                   });
 }
 
 /// y[b * rows + r] = sum over c of W[r][c] * x[b * cols + c] for b < batch:
