@@ -291,7 +291,7 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
 #if ECQ_HAS_X86_KERNELS()
   // Affine codes on an x86 SIMD kernel: the stream-order loop, no transposition.
   const cpu_path isa = cpu_kernel_path(d.kernel());
-  [[maybe_unused]] detail::affine_dot_plan plan;  // unused where the x86 kernels are compiled out (nvcc)
+  detail::affine_dot_plan plan;
   if (d.has_stream_order() && ((isa == cpu_path::avx512 && g.lanes % 16 == 0) || (isa == cpu_path::avx2 && g.lanes % 8 == 0)))
     plan = detail::plan_affine_dot(t);
 #endif
