@@ -418,12 +418,12 @@ void run_plain(const std::string& shape, const device_tiles& dt, const std::vect
 }
 
 /// The row-major plain 4-bit GEMV (batch 1) on `w` (two codes per byte) and `side` ([row][K / 128]).
-template <int Warps>
+template <int Warps, int Slabs>
 void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::uint8_t>>& w,
                         const std::vector<dbuf<std::uint32_t>>& side, const dbuf<std::uint16_t>& x, std::uint32_t M,
                         std::uint32_t K, const std::vector<double>& ref, double bytes) {
-  if (K % 1024 != 0 || M % 4 != 0) return;
-  auto kern = plain_w4_rowmajor_gemv_kernel<Warps, 128>;
+  if (K % (1024 * Slabs) != 0 || M % 4 != 0) return;
+  auto kern = plain_w4_rowmajor_gemv_kernel<Warps, 128, Slabs>;
   const std::size_t smem = plain_w4_rowmajor_shared_bytes(K);
   const int max_bps = blocks_per_sm(kern, Warps * 32, smem);
   dbuf<float> y(M);
@@ -442,7 +442,7 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
     r.kernel = "plain w4 g128 row-major";
     r.batch = 1;
     char cfg[64];
-    std::snprintf(cfg, sizeof cfg, "%dx%dw prmt+ffma", bps, Warps);
+    std::snprintf(cfg, sizeof cfg, "%dx%dw u%d prmt+ffma", bps, Warps, 1024 * Slabs);
     r.config = cfg;
     r.err = rel_l2(download(y.p, y.n), ref);
     r.ok = r.err < 1e-4;
@@ -848,8 +848,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         }
         for (int b : batches) {
           if (b != 1) continue;
-          run_plain_rowmajor<8>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
-          run_plain_rowmajor<16>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+          run_plain_rowmajor<8, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+          run_plain_rowmajor<16, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+          run_plain_rowmajor<8, 2>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+          run_plain_rowmajor<16, 2>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
         }
       }
       // decode-to-memory of the codes, byte-exact check against the plain nibbles, two configurations

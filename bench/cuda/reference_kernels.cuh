@@ -524,8 +524,10 @@ constexpr std::size_t plain_w4_shared_bytes(std::uint32_t columns) {
 /// (128 + q) x and S = sum of x over the lane's 32 columns (staged too); the
 /// 4 rows' sums are reduced across the warp in 6 shuffles and added with one
 /// atomic per row and unit (y is zeroed before the launch).
-/// Needs K % 1024 == 0, M % 4 == 0, Group % 32 == 0.
-template <int BlockWarps, int Group>
+/// Slabs = 2: units of 4 rows x 2048 columns (two 16-byte loads per lane and
+/// row), so the per-unit work (addresses, reduction, atomics) is paid half as
+/// often. Needs K % (1024 Slabs) == 0, M % 4 == 0, Group % 32 == 0.
+template <int BlockWarps, int Group, int Slabs = 1>
 __global__ void __launch_bounds__(BlockWarps * 32)
     plain_w4_rowmajor_gemv_kernel(const uint4* w, const std::uint32_t* side, const std::uint16_t* x,
                                   std::uint32_t M, std::uint32_t K, float* y) {
@@ -546,31 +548,38 @@ __global__ void __launch_bounds__(BlockWarps * 32)
   }
   __syncthreads();
   const std::uint32_t lane = ecq::detail::lane_id();
-  const std::uint32_t slabs = K / 1024, units = M / rows * slabs;
+  const std::uint32_t slabs = K / (1024 * Slabs), units = M / rows * slabs;  // here a slab is Slabs x 1024 columns
   const std::uint32_t warps = gridDim.x * BlockWarps, u4_per_row = K / 32, side_per_row = K / Group;
   const std::uint32_t step_group = warps / slabs, step_slab = warps % slabs;
   std::uint32_t u = blockIdx.x * BlockWarps + threadIdx.x / 32;
   if (u >= units) return;
   std::uint32_t group = u / slabs, slab = u % slabs;  // the unit being loaded
-  uint4 next[rows];
-  std::uint32_t next_side[rows];
+  uint4 next[Slabs][rows];
+  std::uint32_t next_side[Slabs][rows];
   auto load = [&]() {
-    for (std::uint32_t r = 0; r < rows; ++r) {
-      const std::size_t row = std::size_t(group) * rows + r;
-      next[r] = ecq::detail::load_streaming(w + row * u4_per_row + slab * 32 + lane);
-      next_side[r] = ecq::detail::load_streaming1(side + row * side_per_row + (slab * 1024 + 32 * lane) / Group);
-    }
+#pragma unroll
+    for (int h = 0; h < Slabs; ++h)
+#pragma unroll
+      for (std::uint32_t r = 0; r < rows; ++r) {
+        const std::size_t row = std::size_t(group) * rows + r;
+        const std::uint32_t s1024 = slab * Slabs + h;
+        next[h][r] = ecq::detail::load_streaming(w + row * u4_per_row + s1024 * 32 + lane);
+        next_side[h][r] = ecq::detail::load_streaming1(side + row * side_per_row + (s1024 * 1024 + 32 * lane) / Group);
+      }
   };
   load();
   const float4* xs4 = smem_f4;
   for (; u < units; u += warps) {
     const std::uint32_t row0 = group * rows, cur_slab = slab;
-    uint4 cur[rows];
-    std::uint32_t cur_side[rows];
-    for (std::uint32_t r = 0; r < rows; ++r) {
-      cur[r] = next[r];
-      cur_side[r] = next_side[r];
-    }
+    uint4 cur[Slabs][rows];
+    std::uint32_t cur_side[Slabs][rows];
+#pragma unroll
+    for (int h = 0; h < Slabs; ++h)
+#pragma unroll
+      for (std::uint32_t r = 0; r < rows; ++r) {
+        cur[h][r] = next[h][r];
+        cur_side[h][r] = next_side[h][r];
+      }
     slab += step_slab;
     group += step_group;
     if (slab >= slabs) {
@@ -578,32 +587,37 @@ __global__ void __launch_bounds__(BlockWarps * 32)
       ++group;
     }
     if (u + warps < units) load();
-    float d[rows] = {};
+    float v[rows] = {};
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float4 xe = xs4[(8 * cur_slab + 2 * j) * 32 + lane], xo = xs4[(8 * cur_slab + 2 * j + 1) * 32 + lane];
+    for (int h = 0; h < Slabs; ++h) {
+      const std::uint32_t s1024 = cur_slab * Slabs + h;
+      float d[rows] = {};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float4 xe = xs4[(8 * s1024 + 2 * j) * 32 + lane], xo = xs4[(8 * s1024 + 2 * j + 1) * 32 + lane];
+#pragma unroll
+        for (std::uint32_t r = 0; r < rows; ++r) {
+          const uint4 c4 = cur[h][r];
+          const std::uint32_t word = j == 0 ? c4.x : j == 1 ? c4.y : j == 2 ? c4.z : c4.w;
+          const std::uint32_t t0 = word & 0x0F0F0F0Fu, t1 = (word >> 4) & 0x0F0F0F0Fu;
+          // prmt(t, 0x43, 0x4b55): byte 3 = 0x43, byte 2 = byte b of t, bytes 1, 0 = 0: the float 128 + code.
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4055u)), xe.x, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4055u)), xo.x, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4155u)), xe.y, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4155u)), xo.y, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4255u)), xe.z, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4255u)), xo.z, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4355u)), xe.w, d[r]);
+          d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4355u)), xo.w, d[r]);
+        }
+      }
+      const float s_lane = sx[s1024 * 32 + lane];
 #pragma unroll
       for (std::uint32_t r = 0; r < rows; ++r) {
-        const std::uint32_t word = j == 0 ? cur[r].x : j == 1 ? cur[r].y : j == 2 ? cur[r].z : cur[r].w;
-        const std::uint32_t t0 = word & 0x0F0F0F0Fu, t1 = (word >> 4) & 0x0F0F0F0Fu;
-        // prmt(t, 0x43, 0x4b55): byte 3 = 0x43, byte 2 = byte b of t, bytes 1, 0 = 0: the float 128 + code.
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4055u)), xe.x, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4055u)), xo.x, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4155u)), xe.y, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4155u)), xo.y, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4255u)), xe.z, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4255u)), xo.z, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t0, 0x43u, 0x4355u)), xe.w, d[r]);
-        d[r] = fmaf(__uint_as_float(ecq::detail::prmt(t1, 0x43u, 0x4355u)), xo.w, d[r]);
+        const float scale = ecq::detail::bf16_bits_to_float(cur_side[h][r] & 0xffffu);
+        const float bias = ecq::detail::bf16_bits_to_float(cur_side[h][r] >> 16);
+        v[r] += fmaf(scale, d[r], fmaf(-128.0f, scale, bias) * s_lane);
       }
-    }
-    const float s_lane = sx[cur_slab * 32 + lane];
-    float v[rows];
-#pragma unroll
-    for (std::uint32_t r = 0; r < rows; ++r) {
-      const float scale = ecq::detail::bf16_bits_to_float(cur_side[r] & 0xffffu);
-      const float bias = ecq::detail::bf16_bits_to_float(cur_side[r] >> 16);
-      v[r] = fmaf(scale, d[r], fmaf(-128.0f, scale, bias) * s_lane);
     }
     // Transposed reduction: after the first two steps lane l holds row 2 * bit4(l) + bit3(l) of its 8-lane group.
     const bool h4 = (lane & 16u) != 0, h3 = (lane & 8u) != 0;
