@@ -61,6 +61,7 @@ template <class D>
 constexpr bool tested_type =
     std::is_same<D, ecq::float16_dequantizer<ecq::float16_format::bfloat16>>::value ||
     std::is_same<D, ecq::float16_dequantizer<ecq::float16_format::binary16>>::value ||
+    std::is_same<D, ecq::float32_dequantizer>::value ||
     std::is_same<D, ecq::affine_dequantizer<ecq::symbol_packing<4, 1, 0>>>::value ||
     std::is_same<D, ecq::affine_dequantizer<ecq::symbol_packing<3, 4, 1>>>::value ||
     std::is_same<D, ecq::affine_dequantizer<ecq::symbol_packing<4, 2, 0>>>::value ||
@@ -105,7 +106,7 @@ std::vector<float> activations(std::uint64_t n, std::uint32_t seed) {
   return x;
 }
 
-const char* const schemes[] = {"bf16", "f16", "affine4-g64", "affine3-g32-p4r1", "affine4-g64-p2", "affine6-g128-p2r1",
+const char* const schemes[] = {"bf16", "f16", "f32", "affine4-g64", "affine3-g32-p4r1", "affine4-g64-p2", "affine6-g128-p2r1",
                                "codebook-nf4-g64", "codebook-nf4-g32-p3", "uniform-sqnr21", "uniform-sqnr25-row",
                                "uniform-sqnr30-g32"};
 

@@ -23,7 +23,7 @@ namespace {
 
 using ecq::status;
 
-const char* const all_schemes[] = {"bf16",          "f16",           "affine4-g64",       "affine2-g32-bf16",
+const char* const all_schemes[] = {"bf16",          "f16",           "f32",           "affine4-g64",       "affine2-g32-bf16",
                                    "affine3-g128-p4r1", "affine4-g64-p2", "affine5-g32-p2r1", "affine8-g64",
                                    "codebook-nf4-g64",  "codebook-nf4-g32-p3", "uniform-sqnr21", "uniform-sqnr18.5-row",
                                    "uniform-sqnr30-g64-bf16"};

@@ -1,7 +1,7 @@
 // ecq/schemes/quantized_tensor.hpp — READ ME FIRST
 //
 // What every quantiser (ecq/schemes/affine.hpp, codebook.hpp, float16.hpp,
-// uniform.hpp) produces on the host, and what the container encodes: a 2-D
+// float32.hpp, uniform.hpp) produces on the host, and what the container encodes: a 2-D
 // tensor of symbols plus the side data its dequantiser needs. Host only.
 //
 // Shape. A tensor of any rank is viewed as `rows` x `cols` with cols = the
@@ -50,6 +50,7 @@ enum class scheme_kind : std::uint32_t {
   bf16 = 3,      // ecq/schemes/float16.hpp, lossless bfloat16
   f16 = 4,       // ecq/schemes/float16.hpp, lossless binary16
   uniform = 5,   // ecq/schemes/uniform.hpp
+  f32 = 6,       // ecq/schemes/float32.hpp, lossless float32
 };
 
 /// Side-section tags. Stable: never renumber.
@@ -59,6 +60,7 @@ enum class section_tag : std::uint32_t {
   biases = 3,     // per-group biases (16-bit floats)
   steps = 4,      // per-row or per-group quantiser steps (16-bit floats)
   codebook = 5,   // 2^bits codebook entries (float32)
+  low_halves = 6, // the low 16 bits of each float32 weight (uint16), scheme f32
 };
 
 struct side_section {

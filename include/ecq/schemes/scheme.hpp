@@ -7,6 +7,7 @@
 //
 // Names (parse_scheme; scheme_spec::name gives the canonical spelling):
 //   bf16, f16                      lossless 16-bit floats (ecq/schemes/float16.hpp)
+//   f32                            lossless float32 (ecq/schemes/float32.hpp)
 //   affine<b>-g<G>                 b-bit affine codes, group size G (affine.hpp)
 //   codebook-nf4-g<G>              NF4 codebook, absmax per group (codebook.hpp)
 //   uniform-sqnr<T>                uniform steps for a target SQNR of T dB, one
@@ -72,6 +73,7 @@
 #include "codebook.hpp"
 #include "dequantizer.hpp"
 #include "float16.hpp"
+#include "float32.hpp"
 #include "quantized_tensor.hpp"
 #include "uniform.hpp"
 
@@ -91,6 +93,7 @@ struct scheme_spec {
     switch (kind) {
       case scheme_kind::bf16: return "bf16";
       case scheme_kind::f16: return "f16";
+      case scheme_kind::f32: return "f32";
       case scheme_kind::affine:
         s = "affine" + std::to_string(codes.bits) + "-g" + std::to_string(codes.group_size);
         break;
@@ -112,9 +115,9 @@ struct scheme_spec {
     }
     return s;
   }
-  /// @return whether decoding gives the input back exactly (after the
-  ///         rounding to the 16-bit format, for float32 input).
-  bool lossless() const { return kind == scheme_kind::bf16 || kind == scheme_kind::f16; }
+  /// @return whether decoding gives the input back exactly (bf16, f16:
+  ///         after the rounding to the 16-bit format, for float32 input).
+  bool lossless() const { return kind == scheme_kind::bf16 || kind == scheme_kind::f16 || kind == scheme_kind::f32; }
 };
 
 namespace detail {
@@ -148,8 +151,8 @@ inline status parse_scheme(const std::string& name, scheme_spec* out, std::strin
   scheme_spec s;
   std::size_t p = 0;
   std::uint32_t v = 0;
-  if (name == "bf16" || name == "f16") {
-    s.kind = name == "bf16" ? scheme_kind::bf16 : scheme_kind::f16;
+  if (name == "bf16" || name == "f16" || name == "f32") {
+    s.kind = name == "bf16" ? scheme_kind::bf16 : name == "f16" ? scheme_kind::f16 : scheme_kind::f32;
     *out = s;
     return status::ok;
   }
@@ -204,7 +207,7 @@ inline status parse_scheme(const std::string& name, scheme_spec* out, std::strin
     *out = s;
     return status::ok;
   }
-  return fail("unknown scheme (bf16, f16, affine<b>-g<G>, codebook-nf4-g<G>, uniform-sqnr<T>[-row|-g<G>])");
+  return fail("unknown scheme (bf16, f16, f32, affine<b>-g<G>, codebook-nf4-g<G>, uniform-sqnr<T>[-row|-g<G>])");
 }
 
 /// Quantises float weights w[0 .. rows * cols) with spec into q.
@@ -218,6 +221,7 @@ inline status quantize(const scheme_spec& spec, const float* w, std::uint64_t ro
     case scheme_kind::uniform: return uniform_quantize(w, rows, cols, spec.target_sqnr_db, spec.uniform, q);
     case scheme_kind::bf16: float16_quantize(w, rows, cols, float16_format::bfloat16, q); return status::ok;
     case scheme_kind::f16: float16_quantize(w, rows, cols, float16_format::binary16, q); return status::ok;
+    case scheme_kind::f32: float32_quantize(w, rows, cols, q); return status::ok;
   }
   return status::invalid_argument;
 }
@@ -435,6 +439,12 @@ status visit_dequantizer(std::uint32_t kind, const std::uint8_t* params, std::si
       }
       float16_dequantizer<float16_format::binary16> dq{};
       const status st = make_float16_dequantizer(lookup, g, &dq);
+      return st == status::ok ? f(dq) : st;
+    }
+    case scheme_kind::f32: {
+      if (params_size != 0) return status::unsupported_parameters;
+      float32_dequantizer dq{};
+      const status st = make_float32_dequantizer(lookup, g, &dq);
       return st == status::ok ? f(dq) : st;
     }
   }
