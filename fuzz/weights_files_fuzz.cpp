@@ -9,9 +9,12 @@
 //     back and parsing again gives the same names, dtypes, shapes and bytes;
 //     to_float succeeds exactly for the convertible dtypes;
 //   * an accepted .ecq file has every container inside the input, and a
-//     container exactly for the tensors with elements; opening
-//     and decoding each (checked, at most 2^18 weights) returns a status and,
-//     on success, exactly rows * cols values.
+//     container exactly for the container entries with elements; a raw
+//     entry's bytes lie inside the directory and number elements x dtype
+//     size; opening each container (copied, and in place when the input is
+//     16-byte aligned: both give the same status) and decoding it (checked,
+//     at most 2^18 weights) returns a status and, on success, exactly
+//     rows * cols values.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -63,9 +66,22 @@ void check_ecq_file(const std::uint8_t* data, std::size_t size) {
   if (r.parse(data, size) != ecq::status::ok) return;
   for (std::size_t i = 0; i < r.tensors().size(); ++i) {
     const auto& t = r.tensors()[i];
+    if (t.storage == ecq::ecq_storage::raw) {
+      const std::uint64_t directory = ecq::detail::load_le64(data + 16);
+      ECQ_FUZZ_CHECK(r.raw_data(i) == data + t.offset && r.container_data(i) == nullptr);
+      ECQ_FUZZ_CHECK(t.offset >= 32 && t.size <= directory && t.offset - 32 <= directory - t.size);
+      ECQ_FUZZ_CHECK(t.elements() != 0 && t.size == t.elements() * ecq::dtype_size(t.source_dtype));
+      continue;
+    }
     ECQ_FUZZ_CHECK(t.offset % 16 == 0 && t.offset <= size && t.size <= size - t.offset);
     ECQ_FUZZ_CHECK((t.elements() == 0) == (t.size == 0));
     ecq::encoded_tensor e;
+    if (reinterpret_cast<std::uintptr_t>(data) % 16 == 0) {
+      const ecq::status borrowed = r.open_tensor_borrowed(i, &e, ecq::open_options{false});
+      if (borrowed == ecq::status::ok) ECQ_FUZZ_CHECK(e.data() == data + t.offset);
+      ecq::encoded_tensor copy;
+      ECQ_FUZZ_CHECK(r.open_tensor(i, &copy, ecq::open_options{false}) == borrowed);
+    }
     if (r.open_tensor(i, &e, ecq::open_options{false}) != ecq::status::ok) continue;
     std::vector<float> w;
     if (ecq_test::decode_and_dequantize(e, &w, std::uint64_t(1) << 18) != ecq::status::ok) continue;

@@ -59,6 +59,15 @@ class byte_reader {
   std::uint16_t u16() { return std::uint16_t(le(2)); }
   std::uint32_t u32() { return std::uint32_t(le(4)); }
   std::uint64_t u64() { return le(8); }
+  /// Moves past n bytes (all remaining ones and sets overrun if fewer remain).
+  void skip(std::size_t n) {
+    if (size_ - pos_ < n) {
+      overrun_ = true;
+      pos_ = size_;
+      return;
+    }
+    pos_ += n;
+  }
 
   /// Reads a canonical LEB128 varint of at most `max_bits` (<= 63) bits.
   std::uint64_t varint(int max_bits) {
