@@ -194,6 +194,10 @@ TEST(Policy, KeepOnlyEmbeddingsAndHeadAreConfigurable) {
   EXPECT_THAT(pack(kept, "affine4-g64", c[0]).reason, ::testing::HasSubstr("an embedding (kept by the policy)"));
   EXPECT_THAT(pack(kept, "affine4-g64", c[8]).reason, ::testing::HasSubstr("the output head (kept by the policy)"));
   EXPECT_EQ(pack(kept, "affine4-g64", c[8]).decision, tensor_decision::lossless);
+  ecq::tensor_policy all;
+  all.all_tensors = true;
+  EXPECT_EQ(pack(all, "affine4-g64", c[3]).decision, tensor_decision::scheme) << "a norm, offered anyway";
+  EXPECT_NE(pack(all, "affine4-g64", c[6]).decision, tensor_decision::scheme) << "still unrepresentable";
   // Without a scheme, everything is lossless or raw.
   for (const auto& t : c) {
     const auto l = pack({}, nullptr, t);

@@ -31,8 +31,8 @@
 //                 the scheme unless policy says otherwise.
 //             A tensor the scheme cannot represent (non-finite values, a
 //             range beyond its 16-bit side data) falls back to lossless with
-//             the reason; so does one whose scheme container would be no
-//             smaller than its lossless storage. Packing never fails a file.
+//             the reason; so does one whose scheme container would be larger
+//             than its lossless storage. Packing never fails a file.
 // Every decision carries a reason in words, which `ecq pack` and `ecq
 // inspect` print.
 //
@@ -55,6 +55,7 @@
 
 #include "../config.hpp"
 #include "../container.hpp"
+#include "../gpu_container.hpp"
 #include "../schemes/scheme.hpp"
 #include "../status.hpp"
 #include "ecq_file.hpp"
@@ -150,6 +151,11 @@ struct tensor_policy {
   std::function<bool(const std::string&)> only;
   bool quantize_embeddings = true;
   bool quantize_output_head = true;
+  /// Offer every float tensor to the scheme, whatever its name or shape
+  /// (keep and only still apply; a tensor the scheme cannot represent, or
+  /// stores larger than lossless, still falls back). What `ecq pack` did
+  /// before the policy (`--all-tensors`).
+  bool all_tensors = false;
 };
 
 /// A decision and why.
@@ -184,6 +190,7 @@ inline tensor_plan plan_tensor(const tensor_policy& policy, const scheme_spec* s
   if (policy.only && !policy.only(name)) return lossless("not matched by --only");
   if (policy.keep && policy.keep(name)) return lossless("matched by --keep");
   const std::uint64_t rows = shape_rows(shape), cols = shape_cols(shape);
+  if (policy.all_tensors) return {tensor_decision::scheme, "every tensor offered (--all-tensors)"};
   if (shape.size() < 2 || rows == 1) return lossless(shape.size() < 2 ? std::to_string(shape.size()) + "-D" : "one row");
   const tensor_role role = guess_role(name);
   if (role == tensor_role::norm || role == tensor_role::bias || role == tensor_role::statistic)
@@ -307,9 +314,9 @@ inline bool lossless_source(tensor_dtype dtype, const std::uint8_t* data, std::u
 namespace detail {
 
 /// Stores a tensor losslessly (out->decision lossless and its reason set):
-/// in the source's own coding, or raw when that is no smaller than the raw
-/// bytes plus a container entry's 16 bytes, or when no scheme codes the
-/// dtype. Appends to out->reason what the values or the sizes decided.
+/// in the source's own coding, or raw when the raw bytes are no more than
+/// that container plus a container entry's 16 bytes, or when no scheme codes
+/// the dtype. Appends to out->reason what the values or the sizes decided.
 inline void pack_lossless(tensor_dtype dtype, const std::uint8_t* data, std::uint64_t rows, std::uint64_t cols,
                           const pack_options& options, packed_tensor* out) {
   const std::size_t raw_bytes = std::size_t(rows * cols * dtype_size(dtype));
@@ -381,8 +388,8 @@ inline void pack_tensor(const tensor_policy& policy, const scheme_spec* scheme, 
       packed_tensor alt;
       alt.decision = tensor_decision::lossless;
       detail::pack_lossless(dtype, data, rows, cols, options, &alt);
-      if (alt.stored_bytes() > out->stored_bytes()) return;
-      alt.reason = alt.coding + " is no larger than " + scheme->name() + " (" + std::to_string(alt.stored_bytes()) +
+      if (alt.stored_bytes() >= out->stored_bytes()) return;  // ties keep the scheme the user asked for
+      alt.reason = alt.coding + " is smaller than " + scheme->name() + " (" + std::to_string(alt.stored_bytes()) +
                    " vs " + std::to_string(out->stored_bytes()) + " bytes)" + alt.reason;
       *out = std::move(alt);
       return;
@@ -467,7 +474,8 @@ inline void floats_as(const std::vector<float>& v, tensor_dtype d, std::vector<s
 ///     lossless containers (bf16, f16, f32) give the source dtype back bit
 ///     for bit when it is their own format or F32 (bf16 and f16 widen into
 ///     F32 exactly, NaN payloads kept), else their own format; other (lossy)
-///     schemes give F32.
+///     schemes give F32. The GPU layout's containers (docs/format.md section
+///     15) likewise: bf16 pairs as BF16 (F32 for an F32 source), affine as F32.
 ///   want F32, F16, BF16 or F64: float tensors converted to it (rounded to
 ///     nearest even); raw entries of other dtypes (integers, BOOL, F8) keep
 ///     their bytes and dtype.
@@ -502,6 +510,25 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
   encoded_tensor e;
   status s = r.open_tensor(i, &e);
   if (s != status::ok) return s;
+  if (gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) {
+    // The GPU layout (docs/format.md section 15): scheme 8 holds bf16 patterns
+    // exactly (their floats widen them, so the upper halves are the patterns),
+    // scheme 9 affine codes.
+    const tensor_geometry& g = e.geometry();
+    if (g.cols > max_weights / g.rows) return status::output_too_small;
+    std::vector<float> v;
+    if ((s = gpu_dequantize(e, &v)) != status::ok) return s;
+    if (want == nullptr && g.scheme_id == gpu_layout::bf16_pairs_scheme) {
+      *dtype = t.source_dtype == tensor_dtype::f32 ? tensor_dtype::f32 : tensor_dtype::bf16;
+      for (float x : v)
+        detail::append_le(bytes, *dtype == tensor_dtype::f32 ? float_to_bits(x) : float_to_bits(x) >> 16,
+                          int(dtype_size(*dtype)));
+      return status::ok;
+    }
+    *dtype = want != nullptr ? *want : tensor_dtype::f32;
+    detail::floats_as(v, *dtype, bytes);
+    return status::ok;
+  }
   const scheme_kind kind = scheme_kind(e.geometry().scheme_id);
   const bool lossless = kind == scheme_kind::bf16 || kind == scheme_kind::f16 || kind == scheme_kind::f32;
   if (want == nullptr && lossless) {
