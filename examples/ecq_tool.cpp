@@ -40,11 +40,14 @@
 // matches keep their precision; repeatable), --only REGEX (only those may
 // get the scheme; repeatable), --keep-embeddings, --keep-head, --all-tensors
 // (every float tensor is offered to the scheme, whatever its name or shape;
-// what ecq did before the policy). Common options: --threads N (tensors in
-// parallel; default: every core), --quiet.
+// what ecq did before the policy). Common options: --threads N (default:
+// every core; pack and inspect code tensors in parallel, verify and unpack
+// decode one tensor at a time with its blocks in parallel through
+// ecq/cpu/tensor_ops.hpp), --quiet.
 //
 // Exit codes: 0 success, 1 a file is invalid or an operation failed, 2 usage.
 // Progress goes to stderr for files above 2^22 weights (not with --quiet).
+#include <ecq/cpu/tensor_ops.hpp>
 #include <ecq/gpu_container.hpp>
 #include <ecq/io/ecq_file.hpp>
 #include <ecq/io/file_bytes.hpp>
@@ -101,7 +104,7 @@ void print_usage(std::FILE* f) {
       "         statistics by name;  --keep REGEX  keep matching tensors;  --only REGEX  only matching ones get\n"
       "         the scheme (both repeatable, ECMAScript syntax, matched anywhere in the name);  --keep-embeddings;\n"
       "         --keep-head;  --all-tensors  offer every float tensor to the scheme\n"
-      "COMMON:  --threads N (tensors in parallel; default: every core)  --quiet\n"
+      "COMMON:  --threads N (default: every core)  --quiet\n"
       "layouts: storage (default; big blocks, smallest files), kernel (32-row x 256-symbol blocks),\n"
       "  gpu (pack only: what ecq/device_tensor.cuh loads; --scheme bf16 or affine4-g64|g128|g256-bf16)\n",
       f);
@@ -433,9 +436,13 @@ void measure(const ecq::safetensors_file& st, const ecq::safetensors_tensor& t, 
   tr->options.chunk_symbols = p.container.geometry().chunk_symbols;
   tr->options.scale_bits = p.container.geometry().scale_bits;
   // Decoding the container (checked) must give the quantiser's output back, bit for bit.
+  // This runs in a worker thread already: the decode stays on it.
   std::vector<float> expect, got;
-  tr->round_trip = ecq::dequantize(q, &expect) == status::ok &&
-                   ecq::decode_and_dequantize(p.container, &got) == status::ok && got.size() == expect.size() &&
+  ecq::cpu_options one;
+  one.threads = 1;
+  tr->round_trip = ecq::dequantize(q, &expect) == status::ok;
+  got.resize(expect.size());
+  tr->round_trip = tr->round_trip && ecq::decode_to_float(p.container, got.data(), got.size(), one) == status::ok &&
                    std::memcmp(got.data(), expect.data(), got.size() * sizeof(float)) == 0;
   std::vector<float> w;
   if (ecq::to_float(t, st.data(t), &w) == status::ok && w.size() == expect.size())
@@ -945,11 +952,6 @@ status encode_gpu_tensor(const ecq::scheme_spec& spec, const ecq::safetensors_fi
                                  cols, spec.codes.group_size, e);
 }
 
-// Weights of any container: the schemes' dequantisers, or the GPU layout's reader.
-status dequantize_container(const ecq::encoded_tensor& e, std::vector<float>* v) {
-  if (ecq::gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) return ecq::gpu_dequantize(e, v);
-  return ecq::decode_and_dequantize(e, v);
-}
 
 struct pack_result {
   std::string report;  // each tensor's decision and why, then the totals by decision
@@ -1158,9 +1160,12 @@ int cmd_unpack(const std::vector<std::string>& args) {
   std::vector<std::vector<std::uint8_t>> data(ts.size());
   std::vector<ecq::tensor_dtype> dtypes(ts.size());
   std::vector<status> st(ts.size(), status::ok);
-  parallel_for(ts.size(), common.thread_count(), [&](std::size_t i) {
-    st[i] = ecq::unpack_tensor(r, i, dtype == "auto" ? nullptr : &want, &data[i], &dtypes[i]);
-  });
+  // One tensor at a time, its blocks on every thread (ecq/cpu/tensor_ops.hpp): a huge tensor uses every core.
+  ecq::cpu_options cpu;
+  cpu.threads = common.threads;
+  for (std::size_t i = 0; i < ts.size(); ++i)
+    st[i] = ecq::unpack_tensor(r, i, dtype == "auto" ? nullptr : &want, &data[i], &dtypes[i],
+                               ecq::default_max_decoded_weights, cpu);
   ecq::safetensors_writer w;
   std::uint64_t weights = 0;
   for (std::size_t i = 0; i < ts.size(); ++i) {
@@ -1194,15 +1199,29 @@ int cmd_verify(const std::vector<std::string>& args) {
   open_ecq(paths[0], &bytes, &r);
   const auto& ts = r.tensors();
   std::vector<status> st(ts.size(), status::ok);
-  // Raw and empty tensors: nothing to decode; the reader has checked their bytes (directory checksum) and sizes.
-  parallel_for(ts.size(), common.thread_count(), [&](std::size_t i) {
-    if (r.container_data(i) == nullptr) return;
+  // One tensor at a time, its blocks on every thread (ecq/cpu/tensor_ops.hpp: SIMD, checked). Raw and
+  // empty tensors: nothing to decode; the reader has checked their bytes (directory checksum) and sizes.
+  ecq::cpu_options cpu;
+  cpu.threads = common.threads;
+  std::vector<float> v;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    if (r.container_data(i) == nullptr) continue;
     ecq::encoded_tensor e;
     st[i] = r.open_tensor_borrowed(i, &e);
     if (st[i] == status::invalid_argument) st[i] = r.open_tensor(i, &e);  // not 16-byte aligned in memory
-    std::vector<float> v;
-    if (st[i] == status::ok) st[i] = dequantize_container(e, &v);
-  });
+    if (st[i] != status::ok) continue;
+    const ecq::tensor_geometry& g = e.geometry();
+    if (g.cols > ecq::default_max_decoded_weights / g.rows) {
+      st[i] = status::output_too_small;
+      continue;
+    }
+    if (ecq::gpu_layout::weights_per_symbol(g.scheme_id) != 0) {  // the GPU layout: its own host reader
+      st[i] = ecq::gpu_dequantize(e, &v);
+      continue;
+    }
+    v.resize(std::size_t(g.rows * g.cols));
+    st[i] = ecq::decode_to_float(e, v.data(), v.size(), cpu);
+  }
   std::size_t bad = 0;
   std::uint64_t weights = 0;
   for (std::size_t i = 0; i < ts.size(); ++i) {
@@ -1212,9 +1231,10 @@ int cmd_verify(const std::vector<std::string>& args) {
     std::printf("%s: %s\n", ts[i].name.c_str(), ecq::status_string(st[i]));
   }
   const double t = seconds_since(start);
-  std::printf("%s: %zu tensors, %llu weights: %s (%.3f s, %.3g weights/s, %u threads)\n", paths[0].c_str(), ts.size(),
-              static_cast<unsigned long long>(weights), bad == 0 ? "OK" : "INVALID", t,
-              t > 0 ? double(weights) / t : 0.0, common.thread_count());
+  if (!common.quiet || bad != 0)
+    std::printf("%s: %zu tensors, %llu weights: %s (%.3f s, %.3g weights/s, %u threads)\n", paths[0].c_str(),
+                ts.size(), static_cast<unsigned long long>(weights), bad == 0 ? "OK" : "INVALID", t,
+                t > 0 ? double(weights) / t : 0.0, common.thread_count());
   return bad == 0 ? 0 : 1;
 }
 

@@ -55,6 +55,7 @@
 
 #include "../config.hpp"
 #include "../container.hpp"
+#include "../cpu/tensor_ops.hpp"
 #include "../gpu_container.hpp"
 #include "../schemes/scheme.hpp"
 #include "../status.hpp"
@@ -415,22 +416,25 @@ inline status add_packed(ecq_file_writer* w, const std::string& name, tensor_dty
 namespace detail {
 
 /// Decodes an opened lossless container (bf16, f16, f32) to its bit
-/// patterns, widened to u32 (16-bit patterns in the low half).
+/// patterns, widened to u32 (16-bit patterns in the low half): the symbols
+/// through the CPU decode stack, then the dequantiser's exact patterns.
 /// @return status::ok; status::unsupported_parameters for other schemes; the
-///         status of visit_dequantizer, decode_checked or the size limit.
+///         status of visit_dequantizer or decode_to_symbols;
+///         status::output_too_small above max_weights values.
 inline status decode_lossless_bits(const encoded_tensor& t, std::vector<std::uint32_t>* bits,
-                                   std::uint64_t max_weights) {
+                                   std::uint64_t max_weights, const cpu_options& cpu) {
   const tensor_geometry& g = t.geometry();
   const encoded_tensor_view v = t.view();
-  return visit_dequantizer(t.geometry().scheme_id, t.scheme_params(), t.scheme_params_size(), container_sections{&v},
+  return visit_dequantizer(g.scheme_id, t.scheme_params(), t.scheme_params_size(), container_sections{&v},
                            geometry_of(g), [&](const auto& dq) {
                              using D = std::decay_t<decltype(dq)>;
                              if constexpr (std::is_same<D, float32_dequantizer>::value ||
                                            std::is_same<D, float16_dequantizer<float16_format::bfloat16>>::value ||
                                            std::is_same<D, float16_dequantizer<float16_format::binary16>>::value) {
                                if (g.cols > max_weights / g.rows) return status::output_too_small;
+                               // One symbol per weight (the factory checked symbols_per_row == cols).
                                std::vector<std::uint16_t> symbols(std::size_t(g.rows * g.cols));
-                               const status st = t.decode_checked(symbols.data(), symbols.size());
+                               const status st = decode_to_symbols(t, symbols.data(), symbols.size(), cpu);
                                if (st != status::ok) return st;
                                bits->resize(symbols.size());
                                for (std::uint64_t r = 0; r < g.rows; ++r)
@@ -480,13 +484,16 @@ inline void floats_as(const std::vector<float>& v, tensor_dtype d, std::vector<s
 ///     nearest even); raw entries of other dtypes (integers, BOOL, F8) keep
 ///     their bytes and dtype.
 /// Empty tensors give no bytes and the requested (or source) dtype.
+/// Containers are opened in place when the file's bytes are 16-byte aligned
+/// (open_tensor_borrowed; else copied) and decoded by the CPU decode stack
+/// (ecq/cpu/tensor_ops.hpp: SIMD, checked, blocks on `cpu`'s threads).
 /// @return status::ok; status::invalid_argument for i out of range or a
 ///         requested dtype that is not a float dtype; the status of
 ///         open_tensor, of the checked decode, or status::output_too_small
 ///         above max_weights values.
 inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tensor_dtype* want,
                             std::vector<std::uint8_t>* bytes, tensor_dtype* dtype,
-                            std::uint64_t max_weights = default_max_decoded_weights) {
+                            std::uint64_t max_weights = default_max_decoded_weights, const cpu_options& cpu = {}) {
   bytes->clear();
   if (i >= r.tensors().size() || (want != nullptr && !is_float_dtype(*want))) return status::invalid_argument;
   const ecq_file_tensor& t = r.tensors()[i];
@@ -508,7 +515,8 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
     return status::ok;
   }
   encoded_tensor e;
-  status s = r.open_tensor(i, &e);
+  status s = r.open_tensor_borrowed(i, &e);
+  if (s == status::invalid_argument) s = r.open_tensor(i, &e);  // not 16-byte aligned in memory
   if (s != status::ok) return s;
   if (gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) {
     // The GPU layout (docs/format.md section 15): scheme 8 holds bf16 patterns
@@ -533,7 +541,7 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
   const bool lossless = kind == scheme_kind::bf16 || kind == scheme_kind::f16 || kind == scheme_kind::f32;
   if (want == nullptr && lossless) {
     std::vector<std::uint32_t> bits;
-    s = detail::decode_lossless_bits(e, &bits, max_weights);
+    s = detail::decode_lossless_bits(e, &bits, max_weights, cpu);
     if (s != status::ok) return s;
     const tensor_dtype own = kind == scheme_kind::bf16 ? tensor_dtype::bf16
                              : kind == scheme_kind::f16 ? tensor_dtype::f16
@@ -553,8 +561,10 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
       detail::append_le(bytes, own == tensor_dtype::bf16 ? b << 16 : float_to_bits(f16_to_float(std::uint16_t(b))), 4);
     return status::ok;
   }
-  std::vector<float> v;
-  s = decode_and_dequantize(e, &v, max_weights);
+  const tensor_geometry& g = e.geometry();
+  if (g.cols > max_weights / g.rows) return status::output_too_small;
+  std::vector<float> v(std::size_t(g.rows * g.cols));
+  s = decode_to_float(e, v.data(), v.size(), cpu);
   if (s != status::ok) return s;
   *dtype = want != nullptr ? *want : tensor_dtype::f32;
   detail::floats_as(v, *dtype, bytes);
