@@ -500,6 +500,7 @@ scheme_report inspect_scheme(const loaded_file& f, const scheme_choice& scheme, 
     }
   });
   ecq::ecq_file_writer wrapper;  // to count the .ecq file's bytes
+  for (const auto& kv : f.st.metadata()) wrapper.add_metadata(kv.first, kv.second);
   std::uint64_t payload = 0;     // containers and raw bytes
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const tensor_report& tr = rep.tensors[i];
