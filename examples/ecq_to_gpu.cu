@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < file.tensors().size(); ++i) {
     const ecq::ecq_file_tensor& t = file.tensors()[i];
     if (t.elements() == 0) continue;
+    if (t.storage == ecq::ecq_storage::raw) {  // ecq pack's small and integer tensors: bytes, no container
+      std::printf("%-40s raw (%llu bytes in the file's directory)\n", t.name.c_str(), (unsigned long long)t.size);
+      continue;
+    }
     ecq::device_tensor d;
     ecq::status st = ecq::device_tensor::load(file, i, stream, &staging, &d);
     if (st == ecq::status::unsupported_parameters || st == ecq::status::bad_shape) {
