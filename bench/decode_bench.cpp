@@ -160,9 +160,10 @@ using checkpoint_fn = const ecq_bench::ecq_checkpoint& (*)(const std::string&);
 /// (One lane, which no SIMD kernel takes, runs the core's checked decoder: the kernel cpu_decoder has for it.)
 template <int ScaleBits, int Lanes>
 ecq::status kernel_only_tensor(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
-  ecq::decode_table<ScaleBits, 8> table;
+  constexpr int symbol_bits = ScaleBits < 8 ? ScaleBits : 8;  // as tensor_decoder's tables
+  ecq::decode_table<ScaleBits, symbol_bits> table;
   ecq::status st = table.build(t.frequencies().data(), std::uint32_t(t.frequencies().size()));
-  ecq::cpu_decoder<ecq::rans32x16<ScaleBits>, Lanes, 8> d;
+  ecq::cpu_decoder<ecq::rans32x16<ScaleBits>, Lanes, symbol_bits> d;
   if (st != ecq::status::ok || (st = d.build(table.view())) != ecq::status::ok) return st;
   if (Lanes > 1) *k = d.kernel();
   const ecq::encoded_tensor_view v = t.view();
@@ -192,6 +193,9 @@ ecq::status kernel_only_lanes(const ecq::encoded_tensor& t, std::vector<std::uin
 ecq::status kernel_only(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
   if (t.geometry().alphabet_size > 256) return ecq::status::unsupported_parameters;
   switch (t.geometry().scale_bits) {
+    case 7: return kernel_only_lanes<7>(t, scratch, k);
+    case 8: return kernel_only_lanes<8>(t, scratch, k);
+    case 9: return kernel_only_lanes<9>(t, scratch, k);
     case 10: return kernel_only_lanes<10>(t, scratch, k);
     case 11: return kernel_only_lanes<11>(t, scratch, k);
     case 12: return kernel_only_lanes<12>(t, scratch, k);
