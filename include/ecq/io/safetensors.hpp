@@ -587,7 +587,8 @@ inline status write_file_bytes(const std::string& path, const std::vector<std::u
     detail::set_error(error, "cannot create " + path + ": " + std::strerror(errno));
     return status::invalid_argument;
   }
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  // An empty vector's data() may be null, which fwrite must not be given even for 0 bytes.
+  const bool ok = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
   const bool closed = std::fclose(f) == 0;
   if (!ok || !closed) {
     detail::set_error(error, "cannot write " + path);
