@@ -15,6 +15,10 @@
 //                                 x 0.02 and one weight in 500 an outlier of
 //                                 8 to 16 sigma (real transformers have
 //                                 max|w|/std of 10-30).
+//   synthetic_matrices()          the float weights of synthetic_checkpoint
+//                                 (bench/synthetic_safetensors.cpp writes
+//                                 them to a BF16 .safetensors file for the
+//                                 `ecq` tool's rows).
 // Both are built once per process and scheme, on every core.
 #ifndef ECQ_BENCH_BENCH_CHECKPOINT_HPP
 #define ECQ_BENCH_BENCH_CHECKPOINT_HPP
@@ -112,12 +116,8 @@ inline const ecq_checkpoint& real_checkpoint(const std::string& scheme) {
   return *slot;
 }
 
-/// See the file comment.
-inline const ecq_checkpoint& synthetic_checkpoint(const std::string& scheme) {
-  static std::map<std::string, std::unique_ptr<ecq_checkpoint>> cache;
-  auto& slot = cache[scheme];
-  if (slot) return *slot;
-  slot.reset(new ecq_checkpoint);
+/// The float matrices of synthetic_checkpoint (see the file comment), made on every core.
+inline std::vector<detail::float_matrix> synthetic_matrices() {
   constexpr std::uint64_t n = 4096;
   std::vector<detail::float_matrix> matrices(16);
   auto make = [&](std::size_t i) {
@@ -138,8 +138,17 @@ inline const ecq_checkpoint& synthetic_checkpoint(const std::string& scheme) {
     }
   };
   ecq::default_thread_pool().parallel_for(matrices.size(), ecq::task_ref(make));
+  return matrices;
+}
+
+/// See the file comment.
+inline const ecq_checkpoint& synthetic_checkpoint(const std::string& scheme) {
+  static std::map<std::string, std::unique_ptr<ecq_checkpoint>> cache;
+  auto& slot = cache[scheme];
+  if (slot) return *slot;
+  slot.reset(new ecq_checkpoint);
   slot->source = "synthetic: 16 x (4096 x 4096), Gaussian with per-row scale and 1/500 outliers";
-  detail::pack(std::move(matrices), scheme, slot.get());
+  detail::pack(synthetic_matrices(), scheme, slot.get());
   return *slot;
 }
 

@@ -30,7 +30,9 @@
 //       auto: lossless tensors and raw ones in their own dtype and bytes;
 //       lossy ones as F32 (MLX weights too: the dequantised values).
 //   ecq verify FILE.ecq
-//       Decodes every container (checked) and says whether all are valid.
+//       Checks the file's structure and checksums, each container's scheme
+//       and side data, and decodes every block (checked, nothing stored);
+//       says whether all are valid.
 //   ecq selftest
 //       pack, unpack, verify and inspect of synthetic weights in a temporary
 //       folder; exit 0 if every check passes (a ctest test runs it).
@@ -1200,28 +1202,30 @@ int cmd_verify(const std::vector<std::string>& args) {
   open_ecq(paths[0], &bytes, &r);
   const auto& ts = r.tensors();
   std::vector<status> st(ts.size(), status::ok);
-  // One tensor at a time, its blocks on every thread (ecq/cpu/tensor_ops.hpp: SIMD, checked). Raw and
-  // empty tensors: nothing to decode; the reader has checked their bytes (directory checksum) and sizes.
+  // What is checked: the file's structure and directory checksum (the reader); each container's structure and
+  // XXH64 checksum (open, the tensors on every thread: a checksum is one sequential pass); then each container's
+  // scheme checks and a checked decode of every block, one tensor at a time with its blocks on every thread
+  // (ecq::check_decode: the status decode_to_float would give, nothing stored). Raw and empty tensors: nothing
+  // to decode; the reader has checked their bytes (directory checksum) and sizes.
+  std::vector<ecq::encoded_tensor> opened(ts.size());
+  parallel_for(ts.size(), common.thread_count(), [&](std::size_t i) {
+    if (r.container_data(i) == nullptr) return;
+    st[i] = r.open_tensor_borrowed(i, &opened[i]);
+    if (st[i] == status::invalid_argument) st[i] = r.open_tensor(i, &opened[i]);  // not 16-byte aligned in memory
+  });
   ecq::cpu_options cpu;
   cpu.threads = common.threads;
-  std::vector<float> v;
   for (std::size_t i = 0; i < ts.size(); ++i) {
-    if (r.container_data(i) == nullptr) continue;
-    ecq::encoded_tensor e;
-    st[i] = r.open_tensor_borrowed(i, &e);
-    if (st[i] == status::invalid_argument) st[i] = r.open_tensor(i, &e);  // not 16-byte aligned in memory
-    if (st[i] != status::ok) continue;
-    const ecq::tensor_geometry& g = e.geometry();
-    if (g.cols > ecq::default_max_decoded_weights / g.rows) {
-      st[i] = status::output_too_small;
+    const ecq::encoded_tensor& e = opened[i];
+    if (st[i] != status::ok || e.data() == nullptr) continue;
+    if (ecq::gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) {  // the GPU layout: its own host reader
+      const ecq::tensor_geometry& g = e.geometry();
+      std::vector<float> v;
+      st[i] = g.cols > ecq::default_max_decoded_weights / g.rows ? status::output_too_small : ecq::gpu_dequantize(e, &v);
       continue;
     }
-    if (ecq::gpu_layout::weights_per_symbol(g.scheme_id) != 0) {  // the GPU layout: its own host reader
-      st[i] = ecq::gpu_dequantize(e, &v);
-      continue;
-    }
-    v.resize(std::size_t(g.rows * g.cols));
-    st[i] = ecq::decode_to_float(e, v.data(), v.size(), cpu);
+    st[i] = ecq::check_decode(e, cpu);
+    opened[i] = ecq::encoded_tensor{};
   }
   std::size_t bad = 0;
   std::uint64_t weights = 0;

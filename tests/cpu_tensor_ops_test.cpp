@@ -239,17 +239,123 @@ TEST(DecodeToFloat, EqualsTheReferenceDequantiserBitForBit) {
       }
 }
 
-TEST(DecodeToBf16, GivesTheStoredPatternsOfTheLosslessScheme) {
-  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(70, 130, 5);
-  std::vector<std::uint16_t> patterns(w.w.size());
-  for (std::size_t i = 0; i < w.w.size(); ++i) patterns[i] = ecq::float_to_bf16(w.w[i]);
+/// rows x cols bf16 patterns of synthetic weights, coded losslessly with the bf16 scheme in the given layout.
+struct bf16_coded {
+  std::vector<std::uint16_t> patterns;
+  ecq::encoded_tensor tensor;
+};
+bf16_coded make_bf16(std::uint64_t rows, std::uint64_t cols, std::uint32_t lanes, std::uint32_t tile_rows,
+                     std::uint64_t chunk, std::uint32_t seed) {
+  bf16_coded c;
+  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(rows, cols, seed);
+  c.patterns.resize(w.w.size());
+  for (std::size_t i = 0; i < w.w.size(); ++i) c.patterns[i] = ecq::float_to_bf16(w.w[i]);
   ecq::quantized_tensor q;
-  ecq::float16_encode(patterns.data(), w.rows, w.cols, ecq::float16_format::bfloat16, &q);
-  ecq::encoded_tensor t;
-  ASSERT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::kernel), &t), status::ok);
-  std::vector<std::uint16_t> h(patterns.size());
-  ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size()), status::ok);
-  EXPECT_EQ(h, patterns);
+  ecq::float16_encode(c.patterns.data(), rows, cols, ecq::float16_format::bfloat16, &q);
+  ecq::coding_options o = ecq::choose_coding_options(q, ecq::layout_goal::storage);
+  if (lanes != 0) {
+    o.lanes = lanes;
+    o.tile_rows = tile_rows;
+    o.chunk_symbols = chunk;
+  }
+  EXPECT_EQ(ecq_test::encode_quantized(q, o, &c.tensor), status::ok);
+  return c;
+}
+
+TEST(DecodeToBf16, GivesTheStoredPatternsOfTheLosslessScheme) {
+  // The patterns are joined with their raw bytes as the rows are scattered: 64 lanes on AVX-512 (64-column
+  // pieces, tails of 1-63 columns, partial row groups), 16-32 lanes through SSE2 squares, 8 lanes scalar.
+  struct shape {
+    std::uint64_t rows, cols;
+    std::uint32_t lanes, tile_rows;
+    std::uint64_t chunk;
+  };
+  const shape shapes[] = {{70, 130, 0, 0, 0},     {130, 4100, 64, 128, 0}, {64, 64, 64, 64, 0}, {65, 200, 64, 64, 70},
+                          {33, 1000, 32, 64, 0},  {40, 300, 16, 16, 33},   {9, 77, 8, 8, 0},    {1, 129, 64, 64, 0}};
+  std::uint32_t seed = 5;
+  for (const shape& sh : shapes) {
+    const bf16_coded c = make_bf16(sh.rows, sh.cols, sh.lanes, sh.tile_rows, sh.chunk, seed++);
+    for (ecq::cpu_path p : runnable_paths())
+      for (unsigned threads : {1u, 2u}) {
+        ecq::cpu_options o;
+        o.path = p;
+        o.threads = threads;
+        std::vector<std::uint16_t> h(c.patterns.size(), 0x5555);
+        ASSERT_EQ(ecq::decode_to_bf16(c.tensor, h.data(), h.size(), o), status::ok);
+        ASSERT_EQ(h, c.patterns) << sh.rows << " x " << sh.cols << ", " << sh.lanes << " lanes, path "
+                                 << ecq::cpu_path_name(p);
+        EXPECT_EQ(ecq::check_decode(c.tensor, o), status::ok);
+      }
+    std::vector<std::uint16_t> h(c.patterns.size());
+    EXPECT_EQ(ecq::decode_to_bf16(c.tensor, h.data(), h.size() - 1), status::output_too_small);
+  }
+}
+
+/// check_decode and the joined bf16 path report what the checked decoder reports on corrupt streams.
+TEST(CheckDecode, CorruptStreamsGiveTheCheckedDecodersStatus) {
+  std::mt19937 rng(12);
+  int mismatched_statuses = 0, failures = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const std::uint32_t lanes = std::uint32_t(8) << (trial % 4);
+    const bf16_coded c = make_bf16(50 + trial % 40, 60 + trial % 90, lanes, lanes * 2, trial % 5 == 0 ? 40 : 0,
+                                   std::uint32_t(100 + trial));
+    std::vector<std::uint8_t> bytes(c.tensor.data(), c.tensor.data() + c.tensor.size());
+    const ecq::encoded_tensor_view v = c.tensor.view();
+    // Flip bits of the block streams only (the raw plane after them is not checked by decoding).
+    const std::size_t payload = v.payload_offset, end = payload + std::size_t(v.block(0, 0).size_bytes);
+    for (int f = 0; f < 1 + trial % 3; ++f) {
+      std::uniform_int_distribution<std::size_t> at(payload, end - 1);
+      bytes[at(rng)] ^= std::uint8_t(1u << (rng() % 8));
+    }
+    ecq::encoded_tensor t;
+    if (ecq::encoded_tensor::open(bytes.data(), bytes.size(), &t, ecq::open_options{false}) != status::ok) continue;
+    std::vector<std::uint16_t> ref(c.patterns.size()), out(c.patterns.size());
+    const status expected = ecq_test::decode_checked(t, ref.data(), ref.size());
+    for (ecq::cpu_path p : runnable_paths()) {
+      ecq::cpu_options o;
+      o.path = p;
+      o.threads = trial % 2 ? 2 : 1;
+      mismatched_statuses += ecq::check_decode(t, o) != expected;
+      mismatched_statuses += ecq::decode_to_bf16(t, out.data(), out.size(), o) != expected;
+      if (expected == status::ok) {
+        EXPECT_EQ(out, c.patterns);
+      }
+    }
+    failures += expected != status::ok;
+  }
+  EXPECT_EQ(mismatched_statuses, 0);
+  EXPECT_GT(failures, 40) << "the corruption should break most streams";
+  EXPECT_EQ(ecq::check_decode(ecq::encoded_tensor{}), status::invalid_argument);
+}
+
+/// Every scatter path (AVX-512 64-lane buffer, SSE2 squares, scalar) equals the definition, symbols and joined
+/// patterns, on random bytes, for any columns, rows and strides, and writes nothing outside the rows.
+TEST(RowGroupScatter, EveryPathEqualsTheDefinition) {
+  std::mt19937 rng(21);
+  const bool avx512 = ecq::cpu_path_supported(ecq::cpu_path::avx512);
+  for (std::uint32_t lanes : {8u, 16u, 32u, 64u})
+    for (std::uint64_t columns : {1u, 15u, 16u, 63u, 64u, 65u, 130u, 1000u})
+      for (std::uint32_t rows : {lanes, lanes - 1, 1u, lanes / 2 + 1})
+        for (std::size_t pad : {0u, 3u, 64u})
+          for (bool joined : {false, true}) {
+            const std::size_t stride = std::size_t(columns) + pad;
+            std::vector<std::uint8_t> src(std::size_t(columns) * lanes), raw(rows * stride);
+            for (auto& b : src) b = std::uint8_t(rng());
+            for (auto& b : raw) b = std::uint8_t(rng());
+            const ecq::detail::raw_rows r{joined ? raw.data() : nullptr, stride};
+            std::vector<std::uint16_t> want(lanes * stride, 0xabcd);
+            for (std::size_t row = 0; row < rows; ++row)
+              for (std::size_t col = 0; col < columns; ++col) {
+                const std::uint8_t symbol = src[col * lanes + row];
+                want[row * stride + col] = joined ? ecq::float16_split::join(symbol, raw[row * stride + col]) : symbol;
+              }
+            for (bool wide : {false, avx512}) {
+              std::vector<std::uint16_t> got(want.size(), 0xabcd);
+              ecq::detail::scatter_row_group(src.data(), columns, lanes, rows, got.data(), stride, wide, r);
+              ASSERT_EQ(got, want) << lanes << " lanes, " << columns << " columns, " << rows << " rows, stride "
+                                   << stride << (joined ? ", joined" : "") << (wide ? ", avx512" : "");
+            }
+          }
 }
 
 TEST(Gemv, MatchesTheFloat64ReferenceWithinTheDocumentedBound) {

@@ -170,6 +170,12 @@ class row_dequantizer {
   int weights_per_symbol() const { return weights_per_symbol_; }
   /// Whether bf16_bits() gives stored patterns (the lossless bf16 scheme) rather than rounded weights.
   bool exact_bf16() const { return raw_plane_ != nullptr; }
+  /// The lossless bf16 scheme's raw bytes, one per weight, row-major
+  /// (rows x cols; float16_split::join(symbol, byte) is the pattern);
+  /// nullptr for every other scheme.
+  const std::uint8_t* bf16_raw_bytes() const {
+    return raw_plane_ != nullptr ? detail::float16_raw_bytes(raw_plane_) : nullptr;
+  }
 
   /// Weights of `count` symbols of one row; see the file comment.
   void weights(std::uint64_t row, std::uint64_t first_symbol, const std::uint16_t* symbols, std::size_t count,

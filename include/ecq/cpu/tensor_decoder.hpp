@@ -16,7 +16,8 @@
 // cpu_decoder (AVX-512, AVX2 or NEON, whatever the CPU and ECQ_CPU_PATH
 // allow; its scalar kernel when the scalar path is asked for or none fits)
 // into the block's stream order, then scattered to rows
-// (ecq/cpu/detail/row_group_scatter.hpp). Every other container (ScaleBits
+// (ecq/cpu/detail/row_group_scatter.hpp; decode_block_float16 joins each
+// symbol with its raw byte on the way, for the lossless float16 schemes). Every other container (ScaleBits
 // 13-15, larger alphabets, one lane) runs the core's checked decoding step
 // with a sink that stores rows directly.
 //
@@ -49,6 +50,7 @@
 #include "../cpu_features.hpp"
 #include "../status.hpp"
 #include "../symbol_table.hpp"
+#include "../schemes/float16.hpp"
 #include "../tensor_view.hpp"
 #include "detail/row_group_scatter.hpp"
 
@@ -122,14 +124,31 @@ class tensor_decoder {
     const tensor_geometry& g = view_.geometry;
     if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk))
       return status::invalid_argument;
-    return impl_->decode(view_.block(tile, chunk), dest, stride, scratch);
+    return impl_->decode(view_.block(tile, chunk), dest, stride, {}, scratch);
+  }
+
+  /// As decode_block, storing the 16-bit patterns of a lossless float16
+  /// scheme (ecq/schemes/float16.hpp) instead of the symbols: symbol (row,
+  /// column) of the block goes to dest[...] as above, as
+  /// float16_split::join(symbol, raw[(row - first_row) * raw_stride +
+  /// (column - first_column)]). raw holds the block's valid rows of raw
+  /// bytes, each at least the block's columns long.
+  /// @return as decode_block.
+  status decode_block_float16(std::uint64_t tile, std::uint64_t chunk, const std::uint8_t* raw, std::size_t raw_stride,
+                              std::uint16_t* dest, std::size_t stride, block_scratch& scratch) const {
+    const tensor_geometry& g = view_.geometry;
+    if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk) ||
+        raw == nullptr || raw_stride < g.columns_in_chunk(chunk))
+      return status::invalid_argument;
+    return impl_->decode(view_.block(tile, chunk), dest, stride, detail::raw_rows{raw, raw_stride}, scratch);
   }
 
  private:
   struct kernel_base {
     virtual ~kernel_base() = default;
     virtual cpu_kernel kernel() const = 0;
-    virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const = 0;
+    virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
+                          block_scratch& s) const = 0;
     virtual bool has_stream_order() const { return false; }
     virtual status decode_stream_order(const block_view&, block_scratch&) const {
       return status::unsupported_parameters;
@@ -148,11 +167,14 @@ class tensor_decoder {
     table_view table;
     explicit core_kernel(table_view t) : table(t) {}
     cpu_kernel kernel() const override { return cpu_kernel::scalar; }
-    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch&) const override {
+    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
+                  block_scratch&) const override {
       using word = std::uint16_t;
       if (b.size_bytes % sizeof(word) != 0 || b.lanes == 0 || b.lanes > max_lanes) return status::invalid_argument;
       auto store = [&](std::uint64_t row, std::uint64_t column, std::uint32_t symbol) {
-        dest[std::size_t(row - b.first_row) * stride + std::size_t(column - b.first_column)] = std::uint16_t(symbol);
+        const std::size_t r = std::size_t(row - b.first_row), c = std::size_t(column - b.first_column);
+        dest[r * stride + c] = raw.bytes == nullptr ? std::uint16_t(symbol)
+                                                    : float16_split::join(symbol, raw.bytes[r * raw.stride + c]);
       };
       detail::tile_order_sink<decltype(store), true> to{store, b};
       const word* words = b.words<word>();
@@ -210,15 +232,18 @@ class tensor_decoder {
                  ? status::ok
                  : status::corrupt_stream;
     }
-    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, block_scratch& s) const override {
+    status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
+                  block_scratch& s) const override {
       const status st = decode_stream_order(b, s);
       if (st != status::ok) return st;
       const std::size_t group_symbols = std::size_t(b.columns) * Lanes;
+      const bool avx512 = decoder.path() == cpu_path::avx512;
       for (std::uint32_t grp = 0; grp < b.row_groups; ++grp) {
         const std::uint32_t first = grp * std::uint32_t(Lanes);
         const std::uint32_t rows = b.valid_rows - first < std::uint32_t(Lanes) ? b.valid_rows - first : Lanes;
+        const detail::raw_rows group_raw{raw.bytes ? raw.bytes + std::size_t(first) * raw.stride : nullptr, raw.stride};
         detail::scatter_row_group(s.stream_order.data() + grp * group_symbols, b.columns, Lanes, rows,
-                                  dest + std::size_t(first) * stride, stride);
+                                  dest + std::size_t(first) * stride, stride, avx512, group_raw);
       }
       return status::ok;
     }

@@ -7,6 +7,8 @@
 //   decode_to_float(t, w, capacity)           the weights as float32
 //   decode_to_bf16(t, h, capacity)            the weights as bfloat16 patterns
 //   gemv(t, x, batch, y)                      y = W x for `batch` activation columns
+//   check_decode(t)                           the status decode_to_float would
+//                                             return, nothing stored (`ecq verify`)
 //
 // Each takes an opened container (encoded_tensor, ecq/container.hpp) and
 // cpu_options, and runs the same stack: the blocks are decoded by
@@ -220,6 +222,43 @@ inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols,
   return detail::first_failure(result);
 }
 
+/// Checks that t decodes: the scheme's checks (visit_dequantizer: parameters
+/// and side data) and a checked decode of every block, in parallel, without
+/// storing symbols or weights (blocks of the SIMD configurations are decoded
+/// into their stream order only, padding checked, and never scattered to
+/// rows). Given a buffer large enough, decode_to_float, decode_to_bf16 and
+/// decode_to_symbols (when the scheme checks pass) return the same status,
+/// and return ok exactly when this does.
+/// @return status::ok; status::invalid_argument if t holds no container; the
+///         status of visit_dequantizer; status::unsupported_parameters if
+///         o.path cannot run on this CPU; else the first failing block's status.
+inline status check_decode(const encoded_tensor& t, const cpu_options& o = {}) {
+  if (t.data() == nullptr) return status::invalid_argument;
+  row_dequantizer rd;
+  status st = rd.build(t);
+  if (st != status::ok) return st;
+  tensor_decoder d;
+  if ((st = d.build(t, o.path)) != status::ok) return st;
+  const tensor_geometry& g = t.geometry();
+  const encoded_tensor_view v = t.view();
+  const std::uint64_t num_chunks = g.num_chunks();
+  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+  auto task = [&](std::size_t i) {
+    const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
+    detail::block_buffers& buf = detail::thread_buffers();
+    if (d.has_stream_order()) {
+      result[i] = d.decode_stream_order(tile, chunk, buf.scratch);
+      return;
+    }
+    const block_view b = v.block(tile, chunk);
+    const std::size_t n = std::size_t(b.valid_rows) * std::size_t(b.columns);
+    if (buf.rows.size() < n) buf.rows.resize(n);
+    result[i] = d.decode_block(tile, chunk, buf.rows.data(), std::size_t(b.columns), buf.scratch);
+  };
+  detail::run_tasks(o, result.size(), task);
+  return detail::first_failure(result);
+}
+
 namespace detail {
 
 /// decode_to_float and decode_to_bf16: the scheme's checks, then
@@ -257,11 +296,43 @@ inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t cap
                                    });
 }
 
+namespace detail {
+
+/// decode_to_bf16 of the lossless bf16 scheme: each block's symbols are
+/// joined with their raw bytes as they are scattered to rows
+/// (tensor_decoder::decode_block_float16), with the checks of
+/// dequantize_blocks in the same order.
+inline status decode_bf16_patterns(const encoded_tensor& t, const row_dequantizer& rd, std::uint16_t* h,
+                                   std::size_t capacity, const cpu_options& o) {
+  tensor_decoder d;
+  const status st = prepare(t, t.geometry().cols, capacity, o, &d);
+  if (st != status::ok) return st;
+  const tensor_geometry& g = t.geometry();
+  const encoded_tensor_view v = t.view();
+  const std::uint64_t num_chunks = g.num_chunks(), cols = g.cols;  // one symbol per weight: cols == symbols_per_row
+  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+  auto task = [&](std::size_t i) {
+    const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
+    const block_view b = v.block(tile, chunk);
+    const std::size_t at = std::size_t(b.first_row * cols + b.first_column);
+    result[i] = d.decode_block_float16(tile, chunk, rd.bf16_raw_bytes() + at, std::size_t(cols), h + at,
+                                       std::size_t(cols), thread_buffers().scratch);
+  };
+  run_tasks(o, result.size(), task);
+  return first_failure(result);
+}
+
+}  // namespace detail
+
 /// Decodes t into bfloat16 patterns h[row * cols + column] (see the file comment).
 /// @return as decode_to_float.
 inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::size_t capacity,
                              const cpu_options& o = {}) {
   const std::uint64_t cols = t.geometry().cols;
+  if (t.data() != nullptr) {
+    row_dequantizer rd;
+    if (rd.build(t) == status::ok && rd.exact_bf16()) return detail::decode_bf16_patterns(t, rd, h, capacity, o);
+  }
   return detail::dequantize_blocks(t, capacity, o,
                                    [h, cols](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
                                              const std::uint16_t* symbols, std::size_t count, std::uint64_t at) {
