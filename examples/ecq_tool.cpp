@@ -1160,26 +1160,41 @@ int cmd_unpack(const std::vector<std::string>& args) {
   ecq::ecq_file_reader r;
   open_ecq(paths[0], &bytes, &r);
   const auto& ts = r.tensors();
-  std::vector<std::vector<std::uint8_t>> data(ts.size());
-  std::vector<ecq::tensor_dtype> dtypes(ts.size());
+  const ecq::tensor_dtype* requested = dtype == "auto" ? nullptr : &want;
+  // Every container opened (checksums) on every thread, then the output streamed: its header from the dtypes
+  // unpack gives, then one tensor at a time decoded into one reused buffer, its blocks on every thread
+  // (ecq/cpu/tensor_ops.hpp: a huge tensor uses every core), and written.
+  std::vector<ecq::encoded_tensor> opened(ts.size());
   std::vector<status> st(ts.size(), status::ok);
-  // One tensor at a time, its blocks on every thread (ecq/cpu/tensor_ops.hpp): a huge tensor uses every core.
-  ecq::cpu_options cpu;
-  cpu.threads = common.threads;
-  for (std::size_t i = 0; i < ts.size(); ++i)
-    st[i] = ecq::unpack_tensor(r, i, dtype == "auto" ? nullptr : &want, &data[i], &dtypes[i],
-                               ecq::default_max_decoded_weights, cpu);
+  parallel_for(ts.size(), common.thread_count(), [&](std::size_t i) {
+    if (r.container_data(i) == nullptr) return;
+    st[i] = r.open_tensor_borrowed(i, &opened[i]);
+    if (st[i] == status::invalid_argument) st[i] = r.open_tensor(i, &opened[i]);  // not 16-byte aligned in memory
+  });
   ecq::safetensors_writer w;
   std::uint64_t weights = 0;
   for (std::size_t i = 0; i < ts.size(); ++i) {
     if (st[i] != status::ok) fail("tensor \"" + ts[i].name + "\": " + ecq::status_string(st[i]));
     weights += ts[i].elements();
-    const status s = w.add(ts[i].name, dtypes[i], ts[i].shape, std::move(data[i]));
+    const ecq::encoded_tensor* e = opened[i].data() != nullptr ? &opened[i] : nullptr;
+    const status s = w.declare(ts[i].name, ecq::unpacked_dtype(ts[i], e, requested), ts[i].shape);
     if (s != status::ok) fail("tensor \"" + ts[i].name + "\": " + ecq::status_string(s));
   }
   for (const auto& kv : r.metadata()) w.add_metadata(kv.first, kv.second);
+  ecq::cpu_options cpu;
+  cpu.threads = common.threads;
   std::string error;
-  if (ecq::write_file_bytes(paths[1], w.serialize(), &error) != status::ok) fail(error);
+  const status s = w.write_file(paths[1], [&](std::size_t i, std::vector<std::uint8_t>* out) {
+    ecq::tensor_dtype got;
+    const ecq::encoded_tensor* e = opened[i].data() != nullptr ? &opened[i] : nullptr;
+    const status u = ecq::unpack_tensor(r, i, requested, out, &got, ecq::default_max_decoded_weights, cpu, e);
+    opened[i] = ecq::encoded_tensor{};
+    return u;
+  }, &error);
+  if (s != status::ok) {
+    std::remove(paths[1].c_str());  // no partial output
+    fail(paths[1] + ": " + error);
+  }
   const double t = seconds_since(start);
   if (!common.quiet)
     std::printf("%s: %zu tensors, %llu weights in %.3f s (%.3g weights/s, %u threads)\n", paths[1].c_str(), ts.size(),

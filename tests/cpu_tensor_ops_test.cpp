@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -349,12 +350,18 @@ TEST(RowGroupScatter, EveryPathEqualsTheDefinition) {
                 const std::uint8_t symbol = src[col * lanes + row];
                 want[row * stride + col] = joined ? ecq::float16_split::join(symbol, raw[row * stride + col]) : symbol;
               }
-            for (bool wide : {false, avx512}) {
-              std::vector<std::uint16_t> got(want.size(), 0xabcd);
-              ecq::detail::scatter_row_group(src.data(), columns, lanes, rows, got.data(), stride, wide, r);
-              ASSERT_EQ(got, want) << lanes << " lanes, " << columns << " columns, " << rows << " rows, stride "
-                                   << stride << (joined ? ", joined" : "") << (wide ? ", avx512" : "");
-            }
+            for (bool wide : {false, avx512})
+              for (ecq::detail::row_stores stores : {ecq::detail::row_stores::cached, ecq::detail::row_stores::streaming}) {
+                // 64-byte aligned, so that the streaming stores are taken where a row's pieces are aligned.
+                std::vector<std::uint16_t> space(want.size() + 32, 0xabcd);
+                std::uint16_t* got = space.data();
+                while (reinterpret_cast<std::uintptr_t>(got) % 64 != 0) ++got;
+                ecq::detail::scatter_row_group(src.data(), columns, lanes, rows, got, stride, wide, r, stores);
+                ASSERT_TRUE(std::equal(want.begin(), want.end(), got))
+                    << lanes << " lanes, " << columns << " columns, " << rows << " rows, stride " << stride
+                    << (joined ? ", joined" : "") << (wide ? ", avx512" : "")
+                    << (stores == ecq::detail::row_stores::streaming ? ", streaming" : "");
+              }
           }
 }
 

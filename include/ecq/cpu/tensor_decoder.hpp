@@ -119,12 +119,14 @@ class tensor_decoder {
   /// @return status::ok; status::invalid_argument before build() or for a
   ///         tile or chunk out of range, or stride < the block's columns;
   ///         else as decode_block_checked (see the file comment).
+  /// stores: row_stores::streaming for output far larger than the caches
+  /// that is not read again soon (ecq/cpu/detail/row_group_scatter.hpp).
   status decode_block(std::uint64_t tile, std::uint64_t chunk, std::uint16_t* dest, std::size_t stride,
-                      block_scratch& scratch) const {
+                      block_scratch& scratch, detail::row_stores stores = detail::row_stores::cached) const {
     const tensor_geometry& g = view_.geometry;
     if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk))
       return status::invalid_argument;
-    return impl_->decode(view_.block(tile, chunk), dest, stride, {}, scratch);
+    return impl_->decode(view_.block(tile, chunk), dest, stride, {}, stores, scratch);
   }
 
   /// As decode_block, storing the 16-bit patterns of a lossless float16
@@ -135,12 +137,13 @@ class tensor_decoder {
   /// bytes, each at least the block's columns long.
   /// @return as decode_block.
   status decode_block_float16(std::uint64_t tile, std::uint64_t chunk, const std::uint8_t* raw, std::size_t raw_stride,
-                              std::uint16_t* dest, std::size_t stride, block_scratch& scratch) const {
+                              std::uint16_t* dest, std::size_t stride, block_scratch& scratch,
+                              detail::row_stores stores = detail::row_stores::cached) const {
     const tensor_geometry& g = view_.geometry;
     if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk) ||
         raw == nullptr || raw_stride < g.columns_in_chunk(chunk))
       return status::invalid_argument;
-    return impl_->decode(view_.block(tile, chunk), dest, stride, detail::raw_rows{raw, raw_stride}, scratch);
+    return impl_->decode(view_.block(tile, chunk), dest, stride, detail::raw_rows{raw, raw_stride}, stores, scratch);
   }
 
  private:
@@ -148,7 +151,7 @@ class tensor_decoder {
     virtual ~kernel_base() = default;
     virtual cpu_kernel kernel() const = 0;
     virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
-                          block_scratch& s) const = 0;
+                          detail::row_stores stores, block_scratch& s) const = 0;
     virtual bool has_stream_order() const { return false; }
     virtual status decode_stream_order(const block_view&, block_scratch&) const {
       return status::unsupported_parameters;
@@ -168,7 +171,7 @@ class tensor_decoder {
     explicit core_kernel(table_view t) : table(t) {}
     cpu_kernel kernel() const override { return cpu_kernel::scalar; }
     status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
-                  block_scratch&) const override {
+                  detail::row_stores, block_scratch&) const override {
       using word = std::uint16_t;
       if (b.size_bytes % sizeof(word) != 0 || b.lanes == 0 || b.lanes > max_lanes) return status::invalid_argument;
       auto store = [&](std::uint64_t row, std::uint64_t column, std::uint32_t symbol) {
@@ -233,7 +236,7 @@ class tensor_decoder {
                  : status::corrupt_stream;
     }
     status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
-                  block_scratch& s) const override {
+                  detail::row_stores stores, block_scratch& s) const override {
       const status st = decode_stream_order(b, s);
       if (st != status::ok) return st;
       const std::size_t group_symbols = std::size_t(b.columns) * Lanes;
@@ -243,7 +246,7 @@ class tensor_decoder {
         const std::uint32_t rows = b.valid_rows - first < std::uint32_t(Lanes) ? b.valid_rows - first : Lanes;
         const detail::raw_rows group_raw{raw.bytes ? raw.bytes + std::size_t(first) * raw.stride : nullptr, raw.stride};
         detail::scatter_row_group(s.stream_order.data() + grp * group_symbols, b.columns, Lanes, rows,
-                                  dest + std::size_t(first) * stride, stride, avx512, group_raw);
+                                  dest + std::size_t(first) * stride, stride, avx512, group_raw, stores);
       }
       return status::ok;
     }

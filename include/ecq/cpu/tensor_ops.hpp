@@ -87,6 +87,15 @@ void run_tasks(const cpu_options& o, std::size_t count, F& f) {
   }
 }
 
+/// Output of a whole tensor this large (bytes) is stored with non-temporal
+/// stores (row_stores::streaming): it cannot stay in the caches anyway (the
+/// 32 MB L3 of a Zen 5 CCD; Intel's server parts have less per core).
+inline constexpr std::uint64_t streaming_output_bytes = std::uint64_t(32) << 20;
+
+inline row_stores output_stores(std::uint64_t bytes) {
+  return bytes >= streaming_output_bytes ? row_stores::streaming : row_stores::cached;
+}
+
 /// The first non-ok status in index order.
 inline status first_failure(const std::vector<status>& s) {
   for (status x : s)
@@ -212,11 +221,13 @@ inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols,
   if (st != status::ok) return st;
   const tensor_geometry& g = t.geometry();
   const std::uint64_t num_chunks = g.num_chunks();
+  const detail::row_stores stores = detail::output_stores(g.rows * g.symbols_per_row * 2);
   std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
   auto task = [&](std::size_t i) {
     const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
     std::uint16_t* dest = symbols + tile * g.tile_rows * g.symbols_per_row + chunk * g.chunk_symbols;
-    result[i] = d.decode_block(tile, chunk, dest, std::size_t(g.symbols_per_row), detail::thread_buffers().scratch);
+    result[i] = d.decode_block(tile, chunk, dest, std::size_t(g.symbols_per_row), detail::thread_buffers().scratch,
+                               stores);
   };
   detail::run_tasks(o, result.size(), task);
   return detail::first_failure(result);
@@ -310,13 +321,14 @@ inline status decode_bf16_patterns(const encoded_tensor& t, const row_dequantize
   const tensor_geometry& g = t.geometry();
   const encoded_tensor_view v = t.view();
   const std::uint64_t num_chunks = g.num_chunks(), cols = g.cols;  // one symbol per weight: cols == symbols_per_row
+  const row_stores stores = output_stores(g.rows * cols * 2);
   std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
   auto task = [&](std::size_t i) {
     const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
     const block_view b = v.block(tile, chunk);
     const std::size_t at = std::size_t(b.first_row * cols + b.first_column);
     result[i] = d.decode_block_float16(tile, chunk, rd.bf16_raw_bytes() + at, std::size_t(cols), h + at,
-                                       std::size_t(cols), thread_buffers().scratch);
+                                       std::size_t(cols), thread_buffers().scratch, stores);
   };
   run_tasks(o, result.size(), task);
   return first_failure(result);

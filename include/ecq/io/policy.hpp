@@ -473,6 +473,26 @@ inline void floats_as(const std::vector<float>& v, tensor_dtype d, std::vector<s
 
 }  // namespace detail
 
+/// The dtype unpack_tensor gives tensor t of a file (see unpack_tensor for
+/// the rules): e is its opened container, or null for raw and empty tensors
+/// (`want` as for unpack_tensor, already checked to be a float dtype or null).
+inline tensor_dtype unpacked_dtype(const ecq_file_tensor& t, const encoded_tensor* e, const tensor_dtype* want) {
+  if (t.storage == ecq_storage::raw)
+    return want == nullptr || !is_float_dtype(t.source_dtype) ? t.source_dtype : *want;
+  if (want != nullptr) return *want;
+  if (e == nullptr || e->data() == nullptr) return t.source_dtype;  // empty
+  const std::uint32_t id = e->geometry().scheme_id;
+  if (gpu_layout::weights_per_symbol(id) != 0)
+    return id == gpu_layout::bf16_pairs_scheme && t.source_dtype != tensor_dtype::f32 ? tensor_dtype::bf16
+                                                                                      : tensor_dtype::f32;
+  const scheme_kind kind = scheme_kind(id);
+  if (kind != scheme_kind::bf16 && kind != scheme_kind::f16 && kind != scheme_kind::f32) return tensor_dtype::f32;
+  const tensor_dtype own = kind == scheme_kind::bf16 ? tensor_dtype::bf16
+                           : kind == scheme_kind::f16 ? tensor_dtype::f16
+                                                      : tensor_dtype::f32;
+  return t.source_dtype == own || t.source_dtype == tensor_dtype::f32 ? t.source_dtype : own;
+}
+
 /// CHECKED: tensor i of a parsed .ecq file as bytes of a dtype.
 ///   want null (automatic): raw entries give their bytes and dtype back;
 ///     lossless containers (bf16, f16, f32) give the source dtype back bit
@@ -483,72 +503,91 @@ inline void floats_as(const std::vector<float>& v, tensor_dtype d, std::vector<s
 ///   want F32, F16, BF16 or F64: float tensors converted to it (rounded to
 ///     nearest even); raw entries of other dtypes (integers, BOOL, F8) keep
 ///     their bytes and dtype.
-/// Empty tensors give no bytes and the requested (or source) dtype.
+/// (unpacked_dtype gives the dtype without decoding.) Empty tensors give no
+/// bytes and the requested (or source) dtype.
 /// Containers are opened in place when the file's bytes are 16-byte aligned
-/// (open_tensor_borrowed; else copied) and decoded by the CPU decode stack
-/// (ecq/cpu/tensor_ops.hpp: SIMD, checked, blocks on `cpu`'s threads).
+/// (open_tensor_borrowed; else copied), or `opened` is used when not null
+/// (the caller's open_tensor(_borrowed) of tensor i), and decoded by the CPU
+/// decode stack (ecq/cpu/tensor_ops.hpp: SIMD, checked, blocks on `cpu`'s
+/// threads). `bytes` keeps its capacity: a caller that reuses one vector
+/// for many tensors allocates once; on failure it holds no particular bytes.
 /// @return status::ok; status::invalid_argument for i out of range or a
 ///         requested dtype that is not a float dtype; the status of
 ///         open_tensor, of the checked decode, or status::output_too_small
 ///         above max_weights values.
 inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tensor_dtype* want,
                             std::vector<std::uint8_t>* bytes, tensor_dtype* dtype,
-                            std::uint64_t max_weights = default_max_decoded_weights, const cpu_options& cpu = {}) {
-  bytes->clear();
+                            std::uint64_t max_weights = default_max_decoded_weights, const cpu_options& cpu = {},
+                            const encoded_tensor* opened = nullptr) {
   if (i >= r.tensors().size() || (want != nullptr && !is_float_dtype(*want))) return status::invalid_argument;
   const ecq_file_tensor& t = r.tensors()[i];
   if (t.storage == ecq_storage::raw) {
-    *dtype = t.source_dtype;
+    *dtype = unpacked_dtype(t, nullptr, want);
     bytes->assign(r.raw_data(i), r.raw_data(i) + t.size);
-    if (want == nullptr || *want == t.source_dtype || !is_float_dtype(t.source_dtype)) return status::ok;
+    if (*dtype == t.source_dtype) return status::ok;
     safetensors_tensor st;
     st.dtype = t.source_dtype;
     st.shape = t.shape;
     std::vector<float> v;
     to_float(st, r.raw_data(i), &v);
-    detail::floats_as(v, *want, bytes);
-    *dtype = *want;
+    detail::floats_as(v, *dtype, bytes);
     return status::ok;
   }
   if (t.elements() == 0) {
-    *dtype = want != nullptr ? *want : t.source_dtype;
+    bytes->clear();
+    *dtype = unpacked_dtype(t, nullptr, want);
     return status::ok;
   }
-  encoded_tensor e;
-  status s = r.open_tensor_borrowed(i, &e);
-  if (s == status::invalid_argument) s = r.open_tensor(i, &e);  // not 16-byte aligned in memory
-  if (s != status::ok) return s;
-  if (gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) {
+  encoded_tensor own_open;
+  status s = status::ok;
+  if (opened == nullptr) {
+    s = r.open_tensor_borrowed(i, &own_open);
+    if (s == status::invalid_argument) s = r.open_tensor(i, &own_open);  // not 16-byte aligned in memory
+    if (s != status::ok) return s;
+    opened = &own_open;
+  }
+  const encoded_tensor& e = *opened;
+  const tensor_geometry& g = e.geometry();
+  *dtype = unpacked_dtype(t, &e, want);
+  if (g.cols > max_weights / g.rows) return status::output_too_small;
+  const std::size_t n = std::size_t(g.rows * g.cols);
+  if (gpu_layout::weights_per_symbol(g.scheme_id) != 0) {
     // The GPU layout (docs/format.md section 15): scheme 8 holds bf16 patterns
     // exactly (their floats widen them, so the upper halves are the patterns),
     // scheme 9 affine codes.
-    const tensor_geometry& g = e.geometry();
-    if (g.cols > max_weights / g.rows) return status::output_too_small;
     std::vector<float> v;
     if ((s = gpu_dequantize(e, &v)) != status::ok) return s;
     if (want == nullptr && g.scheme_id == gpu_layout::bf16_pairs_scheme) {
-      *dtype = t.source_dtype == tensor_dtype::f32 ? tensor_dtype::f32 : tensor_dtype::bf16;
+      bytes->clear();
       for (float x : v)
         detail::append_le(bytes, *dtype == tensor_dtype::f32 ? float_to_bits(x) : float_to_bits(x) >> 16,
                           int(dtype_size(*dtype)));
       return status::ok;
     }
-    *dtype = want != nullptr ? *want : tensor_dtype::f32;
     detail::floats_as(v, *dtype, bytes);
     return status::ok;
   }
-  const scheme_kind kind = scheme_kind(e.geometry().scheme_id);
-  const bool lossless = kind == scheme_kind::bf16 || kind == scheme_kind::f16 || kind == scheme_kind::f32;
-  if (want == nullptr && lossless) {
+  const scheme_kind kind = scheme_kind(g.scheme_id);
+  if (*dtype == tensor_dtype::bf16 && (kind == scheme_kind::bf16 || want != nullptr)) {
+    // Straight into the bytes (a little-endian target: ecq/config.hpp), in
+    // parallel: the stored patterns of the bf16 scheme, the rounded weights
+    // of the others.
+    bytes->resize(n * 2);  // no fill when the caller's vector already had this size
+    return decode_to_bf16(e, reinterpret_cast<std::uint16_t*>(bytes->data()), n, cpu);
+  }
+  if (*dtype == tensor_dtype::f32 && kind != scheme_kind::bf16 && kind != scheme_kind::f16 &&
+      kind != scheme_kind::f32) {
+    bytes->resize(n * 4);  // a lossy scheme's float weights
+    return decode_to_float(e, reinterpret_cast<float*>(bytes->data()), n, cpu);
+  }
+  if (want == nullptr) {  // the other lossless cases: their bit patterns
     std::vector<std::uint32_t> bits;
     s = detail::decode_lossless_bits(e, &bits, max_weights, cpu);
     if (s != status::ok) return s;
-    const tensor_dtype own = kind == scheme_kind::bf16 ? tensor_dtype::bf16
-                             : kind == scheme_kind::f16 ? tensor_dtype::f16
-                                                        : tensor_dtype::f32;
-    const tensor_dtype src = t.source_dtype;
-    const bool widens = src == own || src == tensor_dtype::f32;
-    *dtype = widens ? src : own;
+    const tensor_dtype own = kind == scheme_kind::f16    ? tensor_dtype::f16
+                             : kind == scheme_kind::bf16 ? tensor_dtype::bf16
+                                                         : tensor_dtype::f32;
+    bytes->clear();
     if (*dtype == own) {
       bytes->reserve(bits.size() * dtype_size(own));
       for (std::uint32_t b : bits) detail::append_le(bytes, b, int(dtype_size(own)));
@@ -561,12 +600,9 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
       detail::append_le(bytes, own == tensor_dtype::bf16 ? b << 16 : float_to_bits(f16_to_float(std::uint16_t(b))), 4);
     return status::ok;
   }
-  const tensor_geometry& g = e.geometry();
-  if (g.cols > max_weights / g.rows) return status::output_too_small;
-  std::vector<float> v(std::size_t(g.rows * g.cols));
+  std::vector<float> v(n);
   s = decode_to_float(e, v.data(), v.size(), cpu);
   if (s != status::ok) return s;
-  *dtype = want != nullptr ? *want : tensor_dtype::f32;
   detail::floats_as(v, *dtype, bytes);
   return status::ok;
 }

