@@ -259,4 +259,47 @@ TEST(Safetensors, FileHelpersReportErrors) {
   std::remove(path.c_str());
 }
 
+/// write_file streams added tensors and declared ones (produced one at a time, while the one before is written)
+/// into the same bytes serialize() builds, and reports a producer's failure or a wrong size.
+TEST(Safetensors, WriteFileStreamsDeclaredTensors) {
+  const std::string path = ::testing::TempDir() + "ecq_safetensors_stream_test.bin";
+  std::vector<std::vector<std::uint8_t>> data;
+  ecq::safetensors_writer all, streamed;
+  for (std::size_t i = 0; i < 7; ++i) {
+    data.emplace_back((i + 1) * 1000 * 4);
+    for (std::size_t k = 0; k < data.back().size(); ++k) data.back()[k] = std::uint8_t(k * 31 + i);
+    const std::string name = "t" + std::to_string(i);
+    ASSERT_EQ(all.add(name, tensor_dtype::f32, {i + 1, 1000}, data.back()), status::ok);
+    if (i % 3 == 1) ASSERT_EQ(streamed.add(name, tensor_dtype::f32, {i + 1, 1000}, data.back()), status::ok);
+    else ASSERT_EQ(streamed.declare(name, tensor_dtype::f32, {i + 1, 1000}), status::ok);
+  }
+  EXPECT_EQ(streamed.declare("t0", tensor_dtype::f32, {1}), status::invalid_argument) << "a duplicate name";
+  all.add_metadata("k", "v");
+  streamed.add_metadata("k", "v");
+  std::vector<std::size_t> asked;
+  auto produce = [&](std::size_t i, std::vector<std::uint8_t>* out) {
+    asked.push_back(i);
+    *out = data[i];
+    return status::ok;
+  };
+  ASSERT_EQ(streamed.write_file(path, produce), status::ok);
+  EXPECT_EQ(asked, (std::vector<std::size_t>{0, 2, 3, 5, 6}));
+  std::vector<std::uint8_t> bytes;
+  ASSERT_EQ(ecq::read_file_bytes(path, &bytes), status::ok);
+  EXPECT_EQ(bytes, all.serialize());
+  std::string error;
+  EXPECT_EQ(streamed.write_file(path, [](std::size_t, std::vector<std::uint8_t>* out) {
+    out->assign(3, 0);
+    return status::ok;
+  }, &error), status::bad_shape);
+  EXPECT_THAT(error, ::testing::HasSubstr("t0"));
+  EXPECT_EQ(streamed.write_file(path, [&](std::size_t i, std::vector<std::uint8_t>* out) {
+    *out = data[i];
+    return i == 3 ? status::corrupt_stream : status::ok;
+  }, &error), status::corrupt_stream);
+  EXPECT_THAT(error, ::testing::HasSubstr("t3"));
+  EXPECT_EQ(streamed.write_file("/nonexistent/dir/x", produce, &error), status::invalid_argument);
+  std::remove(path.c_str());
+}
+
 }  // namespace

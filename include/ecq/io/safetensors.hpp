@@ -39,6 +39,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -651,7 +652,9 @@ class safetensors_writer {
 
   /// Writes the file to `path` (replacing it) without building it in
   /// memory: the header, then each tensor's bytes, in order; declared
-  /// tensors' from produce.
+  /// tensors' from produce, which runs on the calling thread while a second
+  /// thread writes the tensor before (two buffers), so that producing and
+  /// the operating system's copy of the bytes overlap.
   /// @return status::ok; the first status produce returns that is not ok;
   ///         status::bad_shape if it gives a size other than the declared
   ///         tensor's; status::invalid_argument if the file cannot be written
@@ -662,28 +665,38 @@ class safetensors_writer {
       detail::set_error(error, "cannot create " + path + ": " + std::strerror(errno));
       return status::invalid_argument;
     }
-    auto put = [f](const std::vector<std::uint8_t>& b) {
-      return b.empty() || std::fwrite(b.data(), 1, b.size(), f) == b.size();
+    bool written = true;  // every write so far succeeded (touched by one thread at a time)
+    auto put = [f, &written](const std::vector<std::uint8_t>* b) {
+      written = written && (b->empty() || std::fwrite(b->data(), 1, b->size(), f) == b->size());
     };
-    status st = put(header()) ? status::ok : status::invalid_argument;
+    const std::vector<std::uint8_t> head = header();
+    put(&head);
+    status st = status::ok;
     std::string why;
-    std::vector<std::uint8_t> buffer;
-    for (std::size_t i = 0; i < entries_.size() && st == status::ok; ++i) {
+    std::vector<std::uint8_t> buffers[2];
+    std::thread writer;
+    auto wait = [&writer] {
+      if (writer.joinable()) writer.join();
+    };
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
       const entry& e = entries_[i];
       const std::vector<std::uint8_t>* bytes = &e.bytes;
       if (e.declared) {
-        st = produce ? produce(i, &buffer) : status::invalid_argument;
-        if (st == status::ok && buffer.size() != e.size) st = status::bad_shape;
+        std::vector<std::uint8_t>* buffer = &buffers[i % 2];  // the writer holds the other one
+        st = produce ? produce(i, buffer) : status::invalid_argument;
+        if (st == status::ok && buffer->size() != e.size) st = status::bad_shape;
         if (st != status::ok) {
           why = "tensor \"" + e.name + "\": " + status_string(st);
           break;
         }
-        bytes = &buffer;
+        bytes = buffer;
       }
-      if (!put(*bytes)) st = status::invalid_argument;
+      wait();
+      writer = std::thread(put, bytes);
     }
+    wait();
     const bool closed = std::fclose(f) == 0;
-    if (st == status::ok && !closed) st = status::invalid_argument;
+    if (st == status::ok && !(written && closed)) st = status::invalid_argument;
     if (st != status::ok) detail::set_error(error, why.empty() ? "cannot write " + path : why);
     return st;
   }
