@@ -123,6 +123,12 @@ inline status prepare(const encoded_tensor& t, std::uint64_t per_row, std::size_
   return d->build(t, o.path);
 }
 
+/// The scheme's checks, then the decoder (check_decode and gemv start so).
+inline status build_stack(const encoded_tensor& t, const cpu_options& o, row_dequantizer* rd, tensor_decoder* d) {
+  const status st = rd->build(t);
+  return st != status::ok ? st : d->build(t, o.path);
+}
+
 /// sum a[i] * b[i], eight partial sums (see the file comment).
 inline float dot(const float* a, const float* b, std::size_t n) {
   float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -246,10 +252,9 @@ inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols,
 inline status check_decode(const encoded_tensor& t, const cpu_options& o = {}) {
   if (t.data() == nullptr) return status::invalid_argument;
   row_dequantizer rd;
-  status st = rd.build(t);
-  if (st != status::ok) return st;
   tensor_decoder d;
-  if ((st = d.build(t, o.path)) != status::ok) return st;
+  const status st = detail::build_stack(t, o, &rd, &d);
+  if (st != status::ok) return st;
   const tensor_geometry& g = t.geometry();
   const encoded_tensor_view v = t.view();
   const std::uint64_t num_chunks = g.num_chunks();
@@ -363,10 +368,9 @@ inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::siz
 inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, float* y, const cpu_options& o = {}) {
   if (t.data() == nullptr || batch == 0) return status::invalid_argument;
   row_dequantizer rd;
-  status st = rd.build(t);
-  if (st != status::ok) return st;
   tensor_decoder d;
-  if ((st = d.build(t, o.path)) != status::ok) return st;
+  const status st = detail::build_stack(t, o, &rd, &d);
+  if (st != status::ok) return st;
   const tensor_geometry& g = t.geometry();
   const encoded_tensor_view v = t.view();
   const std::uint64_t rows = g.rows, cols = g.cols, wps = std::uint64_t(rd.weights_per_symbol());
