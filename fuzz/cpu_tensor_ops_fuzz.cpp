@@ -4,6 +4,9 @@
 //   * nothing reads outside the container or writes outside the caller's buffers (AddressSanitizer);
 //   * decode_to_symbols returns exactly the status of encoded_tensor::decode_checked, and on success its symbols;
 //   * decode_to_float returns exactly the status of decode_and_dequantize, and on success its weights, bit for bit;
+//     check_decode returns that status too, and decode_to_bf16 (for the lossless bf16 scheme: its symbols joined
+//     with their raw bytes in the row scatter) gives it and, on success, the weights rounded to bfloat16 (exact
+//     for that scheme);
 //   * gemv returns that status too, and on success y within the documented bound of the float64 product of those
 //     weights (when they are finite).
 // Inputs are bounded to 2^18 coded symbols and weights, so that one runs in milliseconds.
@@ -59,6 +62,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<float> w(weights);
     ECQ_FUZZ_CHECK(ecq::decode_to_float(t, w.data(), weights, o) == dequantized);
     if (dequantized == ecq::status::ok) ECQ_FUZZ_CHECK(same_bits(w, w_ref));
+    ECQ_FUZZ_CHECK(ecq::check_decode(t, o) == dequantized);
+    std::vector<std::uint16_t> h(weights);
+    ECQ_FUZZ_CHECK(ecq::decode_to_bf16(t, h.data(), weights, o) == dequantized);
+    if (dequantized == ecq::status::ok)
+      for (std::size_t i = 0; i < weights; ++i)
+        ECQ_FUZZ_CHECK(std::isnan(w_ref[i]) ? std::isnan(ecq::bf16_to_float(h[i])) : h[i] == ecq::float_to_bf16(w_ref[i]));
 
     std::vector<float> y(std::size_t(g.rows));
     ECQ_FUZZ_CHECK(ecq::gemv(t, x.data(), 1, y.data(), o) == dequantized);
