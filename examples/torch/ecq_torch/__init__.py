@@ -5,7 +5,9 @@ PyTorch on ecq's entropy-coded weights (issue #14). The C++ half
 torch in use (about a minute; then cached).
 
   CodedTensor                  one ecq container: encode / from_bytes / decode / gemv
-  EcqLinear                    an nn.Linear on a coded weight, modes fused / cached / streamed (linear.py)
+  EcqLinear                    an nn.Linear on a coded weight, modes fused / cached / streamed, CPU or CUDA
+                               (linear.py); gpu_linear: the CUDA path's matmul numerics
+  LayerStreamer, StreamedLinear  weights streamed from pinned host memory, layer by layer (streaming.py)
   compress_model, set_mode     swap a model's Linear layers, with a keep policy and a byte report (compress.py)
   save_model, load_model       a model through one .ecq file (compress.py)
   read_safetensors, read_ecq, write_ecq   files, through ecq's own readers and writer
@@ -22,10 +24,11 @@ read_ecq = _C.read_ecq
 write_ecq = _C.write_ecq
 rmsnorm = _C.rmsnorm
 
-from .linear import EcqLinear, FUSED_MAX_TOKENS, MODES  # noqa: E402  (needs _C)
+from .linear import EcqLinear, FUSED_MAX_TOKENS, MODES, gpu_linear  # noqa: E402  (needs _C)
+from .streaming import LayerStreamer, StreamedLinear  # noqa: E402
 from .compress import (CompressionReport, compress_model, load_model, model_bytes, read_metadata,  # noqa: E402
                        save_model, set_mode)
 
-__all__ = ["CodedTensor", "EcqLinear", "FUSED_MAX_TOKENS", "MODES", "CompressionReport", "compress_model",
+__all__ = ["CodedTensor", "EcqLinear", "FUSED_MAX_TOKENS", "MODES", "gpu_linear", "LayerStreamer", "StreamedLinear", "CompressionReport", "compress_model",
            "load_model", "model_bytes", "read_metadata", "save_model", "set_mode", "read_safetensors", "read_ecq",
            "write_ecq", "rmsnorm"]

@@ -15,6 +15,13 @@ other parameter stay as they are. Of the Linear layers, these are kept:
     collection of fnmatch patterns of module names ("layers.*.attention.wo").
 The report names every kept layer with its reason.
 
+CUDA: compress_model(..., device="cuda") codes in the GPU layout
+(EcqLinear.from_linear, linear.py) and puts each EcqLinear on that device in
+the given mode; the weights are encoded on the host, `threads` layers at a
+time (the encoders release the GIL). The rest of the model is not moved:
+model.to(device) it before or after. A model with padded (GPU layout) layers
+has no .ecq file form (save_model says so).
+
 Files. save_model() writes every EcqLinear's container as "<module>.weight"
 (the source dtype F32), and every other parameter and buffer coded with the
 lossless bf16 scheme: the only lossless scheme ecq has for float weights, so
@@ -29,6 +36,7 @@ caller's metadata (string pairs) travel in the file's directory beside it.
 """
 import fnmatch
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -101,7 +109,7 @@ def _default_keep_reason(name, linear, users):
     return None
 
 
-def compress_model(model, scheme, keep=None, layout="storage", mode="fused"):
+def compress_model(model, scheme, keep=None, layout="storage", mode="fused", device="cpu", threads=1):
     """Replaces model's nn.Linear layers by EcqLinear(scheme) in place, except those `keep` keeps (see the module
     docstring). @return a CompressionReport."""
     before = model_bytes(model)
@@ -112,18 +120,24 @@ def compress_model(model, scheme, keep=None, layout="storage", mode="fused"):
     keep_fn = _keep_function(keep)
     targets = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     report = CompressionReport(before, before)
+    reasons = {}
     for name, linear in targets:
-        weight_bytes = _tensor_bytes(linear.weight)
-        shape = tuple(linear.weight.shape)
         reason = _default_keep_reason(name, linear, users)
         if reason is None and keep_fn is not None and keep_fn(name, linear):
             reason = "the keep argument"
-        if reason is not None:
-            report.layers.append(LayerReport(name, shape, weight_bytes, weight_bytes, "kept: " + reason))
+        reasons[name] = reason
+    linears = dict(targets)
+    to_code = [n for n, _ in targets if reasons[n] is None]
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        coded = dict(zip(to_code, pool.map(lambda n: EcqLinear.from_linear(linears[n], scheme, layout, mode, device),
+                                           to_code)))
+    for name, linear in targets:
+        weight_bytes, shape = _tensor_bytes(linear.weight), tuple(linear.weight.shape)
+        if name not in coded:
+            report.layers.append(LayerReport(name, shape, weight_bytes, weight_bytes, "kept: " + reasons[name]))
             continue
-        coded = EcqLinear.from_linear(linear, scheme, layout, mode)
-        _set_submodule(model, name, coded)
-        report.layers.append(LayerReport(name, shape, weight_bytes, coded.resident_bytes(), coded.coded.scheme))
+        _set_submodule(model, name, coded[name])
+        report.layers.append(LayerReport(name, shape, weight_bytes, coded[name].resident_bytes(), coded[name].coded.scheme))
     report.bytes_after = model_bytes(model)
     return report
 
@@ -154,6 +168,10 @@ def save_model(model, path, metadata=None):
     """Writes the model to an .ecq file (see the module docstring)."""
     entries, done = [], set()
     ecq_modules = {n: m for n, m in model.named_modules() if isinstance(m, EcqLinear)}
+    padded = [n for n, m in ecq_modules.items() if m.padded]
+    if padded:
+        raise ValueError(f"save_model: {padded} hold GPU-layout containers padded to whole 256-column chunks, "
+                         "which an .ecq file's shapes cannot describe")
     for name, m in ecq_modules.items():
         entries.append((f"{name}.weight", "F32", [m.out_features, m.in_features], m.coded))
         if m.bias is not None:

@@ -8,8 +8,13 @@
 //   CodedTensor            one encoded container (ecq::encoded_tensor) that
 //                          owns its bytes: encode(weight, scheme, layout),
 //                          from_bytes(b) (checked), to_bytes(); rows, cols,
-//                          nbytes, scheme; decode_float(), decode_bf16(),
-//                          gemv(x), rmsnorm_gemv(x, g, eps)
+//                          nbytes, scheme, gpu_layout; decode_float(),
+//                          decode_bf16(), gemv(x), rmsnorm_gemv(x, g, eps).
+//                          layout "gpu" codes bf16 or affine4-g64|g128|g256
+//                          in the GPU layout (ecq/gpu_container.hpp; scale and
+//                          bias in bfloat16): the CUDA kernels' container,
+//                          decoded on the host by ecq::gpu_dequantize.
+//   GpuImage               (CUDA builds: has_cuda) gpu_tensor.hpp
 //   rmsnorm(x, g, eps)     the unfused norm kernel (the fusion's baseline)
 //   read_safetensors(p)    [(name, dtype, shape, float32 tensor)]
 //   read_ecq(p)            ([(name, dtype, shape, CodedTensor or None)], metadata)
@@ -18,10 +23,12 @@
 // Conventions. Activations are float32 tensors [batch, cols] (a 1-D x is one
 // token); outputs are [batch, rows]. Every call runs on PyTorch's intra-op
 // threads (torch_executor.hpp) with the GIL released. A failing ecq call
-// raises RuntimeError naming the operation, the tensor and ecq's status.
+// raises RuntimeError naming the operation, the tensor and ecq's status; a
+// bad argument raises ValueError (errors.hpp).
 #include <torch/extension.h>
 
 #include <ecq/cpu/tensor_ops.hpp>
+#include <ecq/gpu_container.hpp>
 #include <ecq/io/ecq_file.hpp>
 #include <ecq/io/safetensors.hpp>
 #include <ecq/schemes/scheme.hpp>
@@ -29,13 +36,18 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "errors.hpp"
 #include "rmsnorm_gemv.hpp"
 #include "torch_executor.hpp"
+#ifdef ECQ_TORCH_CUDA
+#include "gpu_tensor.hpp"
+#endif
 
 namespace py = pybind11;
 
@@ -50,6 +62,12 @@ namespace {
 /// parameter block ("uniform" alone: its target SQNR is not stored).
 std::string scheme_name_of(const ecq::encoded_tensor& t) {
   ecq::scheme_spec spec;
+  const std::uint32_t id = t.geometry().scheme_id;
+  if (id == ecq::gpu_layout::bf16_pairs_scheme) return "gpu-bf16";
+  if (id == ecq::gpu_layout::affine4_scheme)
+    return ecq::affine_params::parse(t.scheme_params(), t.scheme_params_size(), &spec.codes) == ecq::status::ok
+               ? "gpu-affine4-g" + std::to_string(spec.codes.group_size) + "-bf16"
+               : "unknown";
   spec.kind = ecq::scheme_kind(t.geometry().scheme_id);
   switch (spec.kind) {
     case ecq::scheme_kind::bf16:
@@ -71,15 +89,16 @@ class CodedTensor {
   explicit CodedTensor(ecq::encoded_tensor t) : t_(std::move(t)), scheme_(scheme_name_of(t_)) {}
 
   static CodedTensor encode(const torch::Tensor& weight, const std::string& scheme, const std::string& layout) {
-    TORCH_CHECK(weight.dim() == 2, "ecq_torch.encode: expected a 2-D weight [rows, cols], got ", weight.dim(), "-D");
-    TORCH_CHECK(weight.size(0) > 0 && weight.size(1) > 0, "ecq_torch.encode: the weight is empty");
-    TORCH_CHECK(layout == "storage" || layout == "kernel",
-                "ecq_torch.encode: layout must be 'storage' or 'kernel', got '", layout, "'");
+    ECQ_TORCH_REQUIRE(weight.dim() == 2, "ecq_torch.encode: expected a 2-D weight [rows, cols], got ", weight.dim(), "-D");
+    ECQ_TORCH_REQUIRE(weight.size(0) > 0 && weight.size(1) > 0, "ecq_torch.encode: the weight is empty");
+    ECQ_TORCH_REQUIRE(layout == "storage" || layout == "kernel" || layout == "gpu",
+                "ecq_torch.encode: layout must be 'storage', 'kernel' or 'gpu', got '", layout, "'");
     ecq::scheme_spec spec;
     std::string error;
     if (ecq::parse_scheme(scheme, &spec, &error) != ecq::status::ok) throw std::invalid_argument(error);
     const torch::Tensor w = weight.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     const std::uint64_t rows = std::uint64_t(w.size(0)), cols = std::uint64_t(w.size(1));
+    if (layout == "gpu") return encode_gpu(w, spec);
     ecq::encoded_tensor t;
     ecq::status st;
     {
@@ -106,6 +125,48 @@ class CodedTensor {
     return CodedTensor(std::move(t));
   }
 
+  /// The GPU layout's encoders: bf16 (the weights rounded to bfloat16, then lossless) or affine 4-bit with
+  /// bfloat16 scales and biases (whatever side format the name gave).
+  static CodedTensor encode_gpu(const torch::Tensor& w, ecq::scheme_spec spec) {
+    const std::uint64_t rows = std::uint64_t(w.size(0)), cols = std::uint64_t(w.size(1));
+    const bool bf16 = spec.kind == ecq::scheme_kind::bf16;
+    ECQ_TORCH_REQUIRE(bf16 || (spec.kind == ecq::scheme_kind::affine && spec.codes.bits == 4),
+                "ecq_torch.encode: layout 'gpu' takes bf16 or affine4-g64|g128|g256, got ", spec.name());
+    ECQ_TORCH_REQUIRE(cols % ecq::gpu_layout::chunk_weights == 0, "ecq_torch.encode: layout 'gpu' needs a multiple of ",
+                ecq::gpu_layout::chunk_weights, " columns, got ", cols, " (EcqLinear pads the columns)");
+    ecq::encoded_tensor t;
+    ecq::status st;
+    {
+      py::gil_scoped_release release;
+      const float* f = w.data_ptr<float>();
+      const std::size_t n = std::size_t(rows * cols);
+      if (bf16) {
+        std::vector<std::uint16_t> h(n);
+        for (std::size_t i = 0; i < n; ++i) h[i] = ecq::float_to_bf16(f[i]);
+        st = ecq::encode_gpu_bf16(h.data(), rows, cols, &t);
+      } else {
+        spec.codes.side_format = ecq::float16_format::bfloat16;
+        ecq::quantized_tensor q;
+        std::vector<std::uint8_t> codes;
+        st = ecq::affine_quantize(f, rows, cols, spec.codes, &q, &codes);
+        if (st == ecq::status::ok) {
+          const std::vector<std::uint16_t> scales = side_values(q, ecq::section_tag::scales);
+          const std::vector<std::uint16_t> biases = side_values(q, ecq::section_tag::biases);
+          st = ecq::encode_gpu_affine4(codes.data(), scales, biases, rows, cols, spec.codes.group_size, &t);
+        }
+      }
+    }
+    if (st != ecq::status::ok)
+      raise("cannot encode a " + shape_string(rows, cols) + " weight in the GPU layout as " + spec.name() +
+                " (more than 64 exponents, a symbol too frequent for the kernels' narrow tables, or a group size "
+                "other than 64, 128, 256)",
+            st);
+    return CodedTensor(std::move(t));
+  }
+
+  /// Whether the container is in the GPU layout (scheme 8 or 9): the CUDA path's, decoded here by gpu_dequantize.
+  bool gpu_layout() const { return ecq::gpu_layout::weights_per_symbol(t_.geometry().scheme_id) != 0; }
+
   py::bytes to_bytes() const { return py::bytes(reinterpret_cast<const char*>(t_.data()), t_.size()); }
   std::int64_t rows() const { return std::int64_t(t_.geometry().rows); }
   std::int64_t cols() const { return std::int64_t(t_.geometry().cols); }
@@ -118,13 +179,20 @@ class CodedTensor {
     ecq::status st;
     {
       py::gil_scoped_release release;
-      st = ecq::decode_to_float(t_, w.data_ptr<float>(), std::size_t(w.numel()), torch_cpu_options());
+      if (gpu_layout()) {
+        std::vector<float> v;
+        st = ecq::gpu_dequantize(t_, &v);
+        if (st == ecq::status::ok) std::memcpy(w.data_ptr<float>(), v.data(), v.size() * sizeof(float));
+      } else {
+        st = ecq::decode_to_float(t_, w.data_ptr<float>(), std::size_t(w.numel()), torch_cpu_options());
+      }
     }
     if (st != ecq::status::ok) raise("decode_float of " + describe(), st);
     return w;
   }
 
   torch::Tensor decode_bf16() const {
+    if (gpu_layout()) return decode_float().to(torch::kBFloat16);  // scheme 8: exact; scheme 9: rounded to nearest
     torch::Tensor h = torch::empty({rows(), cols()}, torch::kBFloat16);
     ecq::status st;
     {
@@ -151,7 +219,7 @@ class CodedTensor {
   torch::Tensor rmsnorm_gemv(const torch::Tensor& x, const torch::Tensor& g, double eps) const {
     const torch::Tensor xs = activations(x, "rmsnorm_gemv");
     const torch::Tensor gs = g.detach().to(torch::kFloat32).contiguous();
-    TORCH_CHECK(gs.dim() == 1 && gs.size(0) == cols(), "ecq_torch.rmsnorm_gemv: the norm weight must have ", cols(),
+    ECQ_TORCH_REQUIRE(gs.dim() == 1 && gs.size(0) == cols(), "ecq_torch.rmsnorm_gemv: the norm weight must have ", cols(),
                 " values, got shape ", gs.sizes());
     torch::Tensor y = torch::empty({xs.size(0), rows()}, torch::kFloat32);
     ecq::status st;
@@ -164,6 +232,14 @@ class CodedTensor {
     return x.dim() == 1 ? y.squeeze(0) : y;
   }
 
+#ifdef ECQ_TORCH_CUDA
+  /// CHECKED: the device image (built once per container; the GpuImage handles share it).
+  ecq_torch::GpuImage gpu_image() const {
+    if (!gpu_) gpu_ = std::make_shared<const ecq_torch::GpuImage>(t_, describe());
+    return *gpu_;
+  }
+#endif
+
   std::string describe() const { return "a " + shape_string(t_.geometry().rows, t_.geometry().cols) + " " + scheme_ + " tensor"; }
 
  private:
@@ -171,27 +247,39 @@ class CodedTensor {
     return std::to_string(rows) + "x" + std::to_string(cols);
   }
 
+  static std::vector<std::uint16_t> side_values(const ecq::quantized_tensor& q, ecq::section_tag tag) {
+    const ecq::side_section* sec = q.find(tag);
+    std::vector<std::uint16_t> v(sec->bytes.size() / 2);
+    std::memcpy(v.data(), sec->bytes.data(), v.size() * 2);  // little-endian u16, as the section stores them
+    return v;
+  }
+
   /// x as a contiguous float32 [batch, cols] CPU tensor (a 1-D x is one token).
   torch::Tensor activations(const torch::Tensor& x, const char* op) const {
-    TORCH_CHECK(x.device().is_cpu(), "ecq_torch.", op, ": the CPU path needs CPU activations, got ", x.device());
-    TORCH_CHECK(x.dim() == 1 || x.dim() == 2, "ecq_torch.", op, ": expected x of shape [batch, ", cols(),
+    ECQ_TORCH_REQUIRE(!gpu_layout(), "ecq_torch.", op, ": ", describe(), " is in the GPU layout, which runs on CUDA "
+                "(EcqLinear on a CUDA device); on the CPU, decode it");
+    ECQ_TORCH_REQUIRE(x.device().is_cpu(), "ecq_torch.", op, ": the CPU path needs CPU activations, got ", x.device());
+    ECQ_TORCH_REQUIRE(x.dim() == 1 || x.dim() == 2, "ecq_torch.", op, ": expected x of shape [batch, ", cols(),
                 "] or [", cols(), "], got ", x.sizes());
     const torch::Tensor x2 = x.dim() == 1 ? x.unsqueeze(0) : x;
-    TORCH_CHECK(x2.size(1) == cols(), "ecq_torch.", op, ": x has ", x2.size(1), " columns, ", describe(), " has ",
+    ECQ_TORCH_REQUIRE(x2.size(1) == cols(), "ecq_torch.", op, ": x has ", x2.size(1), " columns, ", describe(), " has ",
                 cols());
-    TORCH_CHECK(x2.size(0) > 0, "ecq_torch.", op, ": empty batch");
+    ECQ_TORCH_REQUIRE(x2.size(0) > 0, "ecq_torch.", op, ": empty batch");
     return x2.detach().to(torch::kFloat32).contiguous();
   }
 
   ecq::encoded_tensor t_;
   std::string scheme_;
+#ifdef ECQ_TORCH_CUDA
+  mutable std::shared_ptr<const ecq_torch::GpuImage> gpu_;
+#endif
 };
 
 torch::Tensor rmsnorm_tensor(const torch::Tensor& x, const torch::Tensor& g, double eps) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2, "ecq_torch.rmsnorm: expected a 2-D CPU tensor, got ", x.sizes());
+  ECQ_TORCH_REQUIRE(x.device().is_cpu() && x.dim() == 2, "ecq_torch.rmsnorm: expected a 2-D CPU tensor, got ", x.sizes());
   const torch::Tensor xs = x.detach().to(torch::kFloat32).contiguous();
   const torch::Tensor gs = g.detach().to(torch::kFloat32).contiguous();
-  TORCH_CHECK(gs.dim() == 1 && gs.size(0) == xs.size(1), "ecq_torch.rmsnorm: the norm weight must have ", xs.size(1),
+  ECQ_TORCH_REQUIRE(gs.dim() == 1 && gs.size(0) == xs.size(1), "ecq_torch.rmsnorm: the norm weight must have ", xs.size(1),
               " values, got shape ", gs.sizes());
   torch::Tensor out = torch::empty_like(xs);
   {
@@ -255,14 +343,14 @@ void write_ecq(const std::string& path, const std::vector<py::tuple>& entries,
                const std::vector<std::pair<std::string, std::string>>& metadata) {
   ecq::ecq_file_writer w;
   for (const py::tuple& e : entries) {
-    TORCH_CHECK(e.size() == 4, "ecq_torch.write_ecq: entries are (name, dtype, shape, CodedTensor or None)");
+    ECQ_TORCH_REQUIRE(e.size() == 4, "ecq_torch.write_ecq: entries are (name, dtype, shape, CodedTensor or None)");
     const std::string name = e[0].cast<std::string>();
     ecq::tensor_dtype dtype;
     if (!ecq::dtype_from_name(e[1].cast<std::string>(), &dtype))
       throw std::invalid_argument("write_ecq: tensor \"" + name + "\": unknown dtype \"" + e[1].cast<std::string>() + "\"");
     std::vector<std::uint64_t> shape;
     for (std::int64_t d : e[2].cast<std::vector<std::int64_t>>()) {
-      TORCH_CHECK(d >= 0, "ecq_torch.write_ecq: tensor \"", name, "\" has a negative dimension");
+      ECQ_TORCH_REQUIRE(d >= 0, "ecq_torch.write_ecq: tensor \"", name, "\" has a negative dimension");
       shape.push_back(std::uint64_t(d));
     }
     const ecq::status s = e[3].is_none() ? w.add_empty(name, dtype, shape)
@@ -290,12 +378,22 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("cols", &CodedTensor::cols)
       .def_property_readonly("nbytes", &CodedTensor::nbytes)
       .def_property_readonly("scheme", &CodedTensor::scheme)
+      .def_property_readonly("gpu_layout", &CodedTensor::gpu_layout)
       .def("decode_float", &CodedTensor::decode_float)
       .def("decode_bf16", &CodedTensor::decode_bf16)
       .def("gemv", &CodedTensor::gemv, py::arg("x"))
       .def("rmsnorm_gemv", &CodedTensor::rmsnorm_gemv, py::arg("x"), py::arg("norm_weight"), py::arg("eps"))
+#ifdef ECQ_TORCH_CUDA
+      .def("gpu_image", &CodedTensor::gpu_image)
+#endif
       .def("__repr__", [](const CodedTensor& t) { return "<ecq_torch.CodedTensor " + t.describe() + ", " +
                                                           std::to_string(t.nbytes()) + " bytes>"; });
+#ifdef ECQ_TORCH_CUDA
+  ecq_torch::register_gpu_image(m);
+  m.attr("has_cuda") = true;
+#else
+  m.attr("has_cuda") = false;
+#endif
   m.def("rmsnorm", &ecq_torch::rmsnorm_tensor, py::arg("x"), py::arg("norm_weight"), py::arg("eps"));
   m.def("read_safetensors", &ecq_torch::read_safetensors, py::arg("path"));
   m.def("read_ecq", &ecq_torch::read_ecq, py::arg("path"));
