@@ -16,13 +16,24 @@ coded weights (ecq_torch). The architecture of Llama 2 / llama2.c:
   SwiGLU     w2(silu(w1 x) * w3 x)
 
 Every projection is an nn.Linear without bias, so ecq_torch.compress_model
-can swap them for EcqLinear layers; the model computes in float32. With
-fuse_norms=True, when the three attention projections (or w1 and w3) are
-fused-mode EcqLinear layers and a step has at most 8 tokens, the norm before
-them runs inside their GEMVs (EcqLinear.forward_rmsnorm). Off by default: on
-the CPU it saves 4-9 % on stories260K's bf16 GEMVs and nothing from 1024 x
-1024 on, and for affine codes the library's own GEMV has a SIMD loop the
-fused kernel lacks (up to 3.3x faster; docs/performance.md).
+can swap them for EcqLinear layers; the model computes in its parameters'
+dtype and device (float32 on the CPU; model.to("cuda", torch.bfloat16) for
+a bf16 model on the GPU: the KV cache, RoPE tables and masks follow the
+final norm's weight). The token embedding may stay on another device (the
+host, to save GPU memory): embed() looks tokens up where it is and moves the
+rows. With fuse_norms=True, when the three attention projections (or w1 and
+w3) are fused-mode CPU EcqLinear layers and a step has at most 8 tokens, the
+norm before them runs inside their GEMVs (EcqLinear.forward_rmsnorm). Off by
+default: on the CPU it saves 4-9 % on stories260K's bf16 GEMVs and nothing
+from 1024 x 1024 on, and for affine codes the library's own GEMV has a SIMD
+loop the fused kernel lacks (up to 3.3x faster; docs/performance.md).
+
+CUDA graphs: forward() also takes the position as a 0-d tensor on the device
+(a one-token step: attention then runs over the whole cache with the future
+masked, so the step has one shape at every position); GraphedStep captures
+such a step, embedding excluded, and replays it (the GPU benchmark's decode
+loop: a step is hundreds of small kernels, which Python alone cannot launch
+as fast as an H200 runs them).
 
 Weights: load_llama2c_safetensors() reads llama2.c's layout (tensors stacked
 over layers: wq [L, dim, dim], wk/wv [L, kv_dim x dim], w1/w3 [L, hidden,
@@ -80,7 +91,7 @@ class RMSNorm(nn.Module):
 def normed_projections(norm, projections, x, fuse):
     """[p(norm(x)) for p in projections], with the norm fused into the GEMVs where every projection can."""
     tokens = x.numel() // x.shape[-1]
-    if fuse and all(hasattr(p, "forward_rmsnorm") and p.fuses(tokens) for p in projections):
+    if fuse and all(hasattr(p, "forward_rmsnorm") and p.norm_fuses(tokens) for p in projections):
         return [p.forward_rmsnorm(x, norm.weight, norm.eps) for p in projections]
     h = norm(x)
     return [p(h) for p in projections]
@@ -89,8 +100,8 @@ def normed_projections(norm, projections, x, fuse):
 def rope_tables(config):
     """cos, sin [max_seq_len, head_dim / 2] of the rotary embedding."""
     half = config.head_dim // 2
-    freqs = config.rope_theta ** (-torch.arange(0, half, dtype=torch.float64) * 2.0 / config.head_dim)
-    angles = torch.arange(config.max_seq_len, dtype=torch.float64)[:, None] * freqs[None, :]
+    freqs = config.rope_theta ** (-torch.arange(0, half, dtype=torch.float64, device="cpu") * 2.0 / config.head_dim)
+    angles = torch.arange(config.max_seq_len, dtype=torch.float64, device="cpu")[:, None] * freqs[None, :]
     return torch.cos(angles).float(), torch.sin(angles).float()
 
 
@@ -105,10 +116,13 @@ def apply_rope(x, cos, sin):
 class KVCache:
     """Keys and values of every layer for positions [0, length), [batch, max_seq_len, n_kv_heads, head_dim] each."""
 
-    def __init__(self, config, batch):
+    def __init__(self, config, batch, device="cpu", dtype=torch.float32):
         shape = (batch, config.max_seq_len, config.n_kv_heads, config.head_dim)
-        self.keys = [torch.zeros(shape) for _ in range(config.n_layers)]
-        self.values = [torch.zeros(shape) for _ in range(config.n_layers)]
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+
+    def nbytes(self):
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
 
 
 class Attention(nn.Module):
@@ -126,15 +140,22 @@ class Attention(nn.Module):
         batch, seq, _ = q.shape
         q = apply_rope(q.reshape(batch, seq, c.n_heads, c.head_dim), cos, sin)
         k = apply_rope(k.reshape(batch, seq, c.n_kv_heads, c.head_dim), cos, sin)
-        cache.keys[layer][:batch, start:start + seq] = k
-        cache.values[layer][:batch, start:start + seq] = v.reshape(batch, seq, c.n_kv_heads, c.head_dim)
-        end = start + seq
+        v = v.reshape(batch, seq, c.n_kv_heads, c.head_dim)
+        if torch.is_tensor(start):  # one token at a device-held position, over the whole cache (CUDA graphs)
+            cache.keys[layer].index_copy_(1, start.view(1), k)
+            cache.values[layer].index_copy_(1, start.view(1), v)
+            end, first = c.max_seq_len, start
+        else:
+            cache.keys[layer][:batch, start:start + seq] = k
+            cache.values[layer][:batch, start:start + seq] = v
+            end, first = start + seq, start
         group = c.n_heads // c.n_kv_heads
         keys = cache.keys[layer][:batch, :end].repeat_interleave(group, dim=2)    # [batch, end, n_heads, head_dim]
         values = cache.values[layer][:batch, :end].repeat_interleave(group, dim=2)
         scores = torch.einsum("bshd,bthd->bhst", q, keys) / math.sqrt(c.head_dim)
         # Causal: query at position start + i sees keys at positions <= start + i.
-        future = torch.arange(end)[None, :] > (start + torch.arange(seq))[:, None]
+        positions = torch.arange(seq, device=q.device)
+        future = torch.arange(end, device=q.device)[None, :] > (first + positions)[:, None]
         scores = scores.masked_fill(future, float("-inf"))
         out = torch.einsum("bhst,bthd->bshd", torch.softmax(scores, dim=-1), values)
         return self.wo(out.reshape(batch, seq, c.dim))
@@ -178,15 +199,47 @@ class Llama(nn.Module):
             self.output.weight = self.tok_embeddings.weight
         # Plain attributes, not buffers: derived from the config, so not saved with the weights.
         self.rope_cos, self.rope_sin = rope_tables(config)
+        self._rope = {}  # (device, dtype) -> the tables there
+
+    @property
+    def compute(self):
+        """(device, dtype) the model computes in: its final norm's."""
+        return self.norm.weight.device, self.norm.weight.dtype
+
+    def new_cache(self, batch):
+        device, dtype = self.compute
+        return KVCache(self.config, batch, device, dtype)
+
+    def embed(self, tokens):
+        """The embedding rows of tokens [batch, seq], looked up where the embedding is, on the compute device."""
+        w = self.tok_embeddings.weight
+        return self.tok_embeddings(tokens.to(w.device)).to(self.compute[0], self.compute[1])
+
+    def _rope_tables(self, device, dtype):
+        key = (device, dtype)
+        if key not in self._rope:
+            self._rope[key] = (self.rope_cos.to(device, dtype), self.rope_sin.to(device, dtype))
+        return self._rope[key]
 
     @torch.no_grad()
     def forward(self, tokens, cache, start):
-        """Logits [batch, seq, vocab] for tokens [batch, seq] at positions start .. start + seq - 1."""
-        seq = tokens.shape[1]
-        if start + seq > self.config.max_seq_len:
-            raise ValueError(f"Llama: positions up to {start + seq} exceed max_seq_len {self.config.max_seq_len}")
-        cos, sin = self.rope_cos[start:start + seq], self.rope_sin[start:start + seq]
-        x = self.tok_embeddings(tokens)
+        """Logits [batch, seq, vocab] for tokens [batch, seq] at positions start .. start + seq - 1 (start an int, or
+        a 0-d long tensor on the compute device with seq 1: see the module docstring)."""
+        return self.forward_embedded(self.embed(tokens), cache, start)
+
+    @torch.no_grad()
+    def forward_embedded(self, x, cache, start):
+        """forward() from the embedded tokens x [batch, seq, dim]."""
+        seq = x.shape[1]
+        cos_all, sin_all = self._rope_tables(x.device, x.dtype)
+        if torch.is_tensor(start):
+            if seq != 1:
+                raise ValueError("Llama: a device-held position takes one token per step")
+            cos, sin = cos_all.index_select(0, start.view(1)), sin_all.index_select(0, start.view(1))
+        else:
+            if start + seq > self.config.max_seq_len:
+                raise ValueError(f"Llama: positions up to {start + seq} exceed max_seq_len {self.config.max_seq_len}")
+            cos, sin = cos_all[start:start + seq], sin_all[start:start + seq]
         for i, block in enumerate(self.layers):
             x = block(x, i, cache, start, cos, sin, self.fuse_norms)
         return self.output(self.norm(x)).float()
@@ -195,7 +248,7 @@ class Llama(nn.Module):
     def generate_greedy(self, prompt, steps):
         """Greedy decoding of `steps` tokens after prompt [batch, n] (n >= 1).
         @return (tokens [batch, steps], logits [batch, steps, vocab]: the logits each token was chosen from)."""
-        cache = KVCache(self.config, prompt.shape[0])
+        cache = self.new_cache(prompt.shape[0])
         logits = self(prompt, cache, 0)[:, -1]
         position = prompt.shape[1]
         tokens, all_logits = [], []
@@ -206,6 +259,40 @@ class Llama(nn.Module):
             logits = self(token[:, None], cache, position)[:, -1]
             position += 1
         return torch.stack(tokens, dim=1), torch.stack(all_logits, dim=1)
+
+
+class GraphedStep:
+    """One decode step of `batch` sequences (embedding excluded) captured as a CUDA graph, with its own KV cache
+    (see the module docstring). step(tokens [batch, 1], position) -> logits [batch, 1, vocab] (a tensor the next
+    step overwrites)."""
+
+    def __init__(self, model, batch):
+        self.model = model
+        device, dtype = model.compute
+        self.cache = model.new_cache(batch)
+        self.x = torch.zeros(batch, 1, model.config.dim, device=device, dtype=dtype)
+        self.position = torch.zeros((), dtype=torch.long, device=device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up outside the capture (lazy initialisation, allocator pools)
+            for _ in range(2):
+                model.forward_embedded(self.x, self.cache, self.position)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = model.forward_embedded(self.x, self.cache, self.position)
+        self.reset()
+
+    def reset(self):
+        """Empties the cache (a new sequence)."""
+        for t in self.cache.keys + self.cache.values:
+            t.zero_()
+
+    def step(self, tokens, position):
+        self.x.copy_(self.model.embed(tokens))
+        self.position.fill_(position)
+        self.graph.replay()
+        return self.logits
 
 
 def load_llama2c_safetensors(path, n_heads, max_seq_len=512, norm_eps=1e-5):
