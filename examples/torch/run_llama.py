@@ -8,6 +8,8 @@ the compression report, tokens/s and the bytes the model holds.
   python3 run_llama.py WEIGHTS.safetensors [--n-heads 8] [--scheme affine4-g64] [--mode fused|cached|streamed]
                        [--steps 100] [--save OUT.ecq]
   python3 run_llama.py MODEL.ecq [--mode ...]          (a file --save wrote: the config travels in its metadata)
+  python3 run_llama.py WEIGHTS.safetensors --device cuda [--scheme bf16|affine4-g64|g128|g256] [--mode ...]
+                                                       (the CUDA path: the GPU layout, a LayerStreamer for streamed)
 
 --scheme none runs the uncompressed float32 model. The weights are rounded
 to bfloat16 before coding, so that --save can store the kept tensors
@@ -32,6 +34,7 @@ parser.add_argument("--scheme", default="affine4-g64", help="ecq scheme for the 
 parser.add_argument("--mode", default="fused", choices=ecq_torch.MODES)
 parser.add_argument("--steps", type=int, default=100)
 parser.add_argument("--save", help="write the compressed model to this .ecq file")
+parser.add_argument("--device", default="cpu", help="cpu, or cuda (safetensors input; float32 compute, bf16 weights)")
 args = parser.parse_args()
 
 if args.weights.endswith(".ecq"):
@@ -42,9 +45,13 @@ if args.weights.endswith(".ecq"):
 else:
     model = llama.round_to_bf16(llama.load_llama2c_safetensors(args.weights, n_heads=args.n_heads))
     print(f"loaded {args.weights}: {model.config}")
+    model.to(args.device)
     if args.scheme != "none":
-        report = ecq_torch.compress_model(model, args.scheme, mode=args.mode)
+        report = ecq_torch.compress_model(model, args.scheme, mode=args.mode, device=args.device)
         print(report.table())
+streamer = None
+if torch.device(args.device).type == "cuda" and args.mode == "streamed":
+    streamer = ecq_torch.LayerStreamer(model.layers, args.device)  # copies each layer's coded bytes ahead of it
 
 if args.save:
     ecq_torch.save_model(model, args.save, metadata={CONFIG_KEY: json.dumps(model.config.to_dict())})
@@ -52,6 +59,8 @@ if args.save:
 
 start = time.time()
 tokens, _ = model.generate_greedy(torch.tensor([[1]]), args.steps)
+if torch.device(args.device).type == "cuda":
+    torch.cuda.synchronize()
 seconds = time.time() - start
 print(f"tokens: {tokens[0].tolist()}")
 print(f"{args.steps} tokens in {seconds:.2f} s ({args.steps / seconds:.0f} tokens/s, {torch.get_num_threads()} threads, "
