@@ -43,6 +43,7 @@
 #include <ecq/device_decode.cuh>
 #include <ecq/device_tensor.cuh>
 #include <ecq/fused_gemv.cuh>
+#include <ecq/fused_gemv_kernel.cuh>
 #include <ecq/gpu_container.hpp>
 
 #include "reference_kernels.cuh"
@@ -76,29 +77,16 @@ constexpr shape kLayer[7] = {{"q", 4096, 4096},     {"k", 1024, 4096},    {"v", 
 constexpr int kLayers = 32;
 constexpr std::uint32_t kMaxK = 14336, kMaxM = 14336;
 
-// The fused GEMV in the configuration measured fastest (docs/cuda-notes.md):
-// 16-warp blocks, two per SM, one 32-row stream per warp, 8-round blocks.
-// Blocks are split evenly over the K-parts. bf16 pairs come at ScaleBits 11,
+// The fused GEMV in the configuration measured fastest (docs/cuda-notes.md;
+// ecq/fused_gemv_kernel.cuh): 16-warp blocks, two per SM, one 32-row stream
+// per warp, 8-round blocks. Blocks are split evenly over the K-parts. bf16 pairs come at ScaleBits 11,
 // 4-bit codes at 12 (checked after encoding).
-constexpr int kWarps = 16;
+constexpr int kWarps = ecq::fused_gemv_warps;
 using bf16_dequant = ecq::bf16_pair_dequant;
 using q4_dequant = ecq::affine4_quad_dequant<128>;
-template <int S>
-using fused_decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 8, 1>>;
 template <class Dequant, int S, int Batch>
-using fused_gemv = ecq::block_fused_gemv<kWarps, fused_decoder<S>, Dequant, Batch>;
-
-template <class Dequant, int S, int Batch>
-__global__ void __launch_bounds__(kWarps * 32, 2) fused_kernel(ecq::device_tensor_view t, const std::uint16_t* x, float* y) {
-  extern __shared__ uint4 smem[];
-  const std::uint32_t blocks_per_part = gridDim.x / t.parts(), part = blockIdx.x / blocks_per_part;
-  const std::uint32_t columns = t.chunks_per_part * ecq::device_tensor_view::chunk_cols;
-  fused_gemv<Dequant, S, Batch> g(smem, columns);
-  g.load(t.table, x, t.cols, part * columns);
-  const ecq::item_range r = ecq::warp_item_range(
-      t.items_per_part(), (blockIdx.x % blocks_per_part) * kWarps + threadIdx.x / 32, blocks_per_part * kWarps);
-  g.run(t, r.first + part * t.items_per_part(), r.last + part * t.items_per_part(), y, t.rows);
-}
+using fused_gemv = ecq::fused_gemv_block<Dequant, S, Batch>;
+using ecq::fused_gemv_kernel;
 
 /// Launch plan of the fused kernel for one matrix: the fewest K-parts whose
 /// staged activations fit two blocks per SM.
@@ -119,7 +107,7 @@ bool plan_fused(const ecq::gpu_tensor_layout& L, int sms, fused_plan* p) {
     p->smem = smem;
     p->grid = int((2 * std::uint32_t(sms)) / parts * parts);
     // The attribute is the kernel's, not the launch's: set it to the largest any plan takes.
-    return cudaFuncSetAttribute(fused_kernel<Dequant, S, Batch>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    return cudaFuncSetAttribute(fused_gemv_kernel<Dequant, S, Batch>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 110 * 1024) == cudaSuccess;
   }
   return false;
@@ -241,9 +229,9 @@ void run_matrix(context& c, mode m, int batch, int j, const std::uint8_t* base) 
   if (!v.with_parts(p.parts, &vp)) std::exit(3);
   CK(cudaMemsetAsync(c.y[j], 0, std::size_t(batch) * s.M * 4, c.compute));
   if (batch == 1)
-    fused_kernel<bf16_dequant, 11, 1><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+    fused_gemv_kernel<bf16_dequant, 11, 1><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
   else
-    fused_kernel<bf16_dequant, 11, 8><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+    fused_gemv_kernel<bf16_dequant, 11, 8><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
   CK(cudaGetLastError());
 }
 
@@ -256,9 +244,9 @@ void run_matrix_q4(context& c, mode m, int batch, int j, const std::uint8_t* bas
     ecq::device_tensor_view vp;
     if (!c.ecq4.image[j].view_at(base + c.ecq4.offset[j]).with_parts(p.parts, &vp)) std::exit(3);
     if (batch == 1)
-      fused_kernel<q4_dequant, 12, 1><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+      fused_gemv_kernel<q4_dequant, 12, 1><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
     else
-      fused_kernel<q4_dequant, 12, 8><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
+      fused_gemv_kernel<q4_dequant, 12, 8><<<p.grid, kWarps * 32, p.smem, c.compute>>>(vp, c.x, c.y[j]);
     CK(cudaGetLastError());
     return;
   }

@@ -1,9 +1,7 @@
 // examples/torch/ecq_torch/csrc/gpu_fused_gemv.cuh — READ ME FIRST
 //
-// The fused decode -> dequantise -> dot GEMV of ecq_torch's CUDA path: one
-// kernel around ecq's collective (ecq/fused_gemv.cuh) in the configuration
-// docs/cuda-notes.md measured fastest for it (16-warp blocks, two per SM, one
-// 32-row stream per warp, 8-round blocks), and its launch plan.
+// The fused decode -> dequantise -> dot GEMV of ecq_torch's CUDA path: ecq's
+// kernel (ecq/fused_gemv_kernel.cuh) and its launch plan.
 // dispatch_fused instantiates it for one dequantiser at ScaleBits 10..12 (the
 // GPU layout's range) and batch 1 and 8 only (the caller pads 2..7 tokens to
 // 8): six kernels, in one gpu_fused_<dequantiser>.cu file each, which
@@ -23,7 +21,7 @@
 #include <cstdint>
 
 #include <ecq/device_tensor.cuh>
-#include <ecq/fused_gemv.cuh>
+#include <ecq/fused_gemv_kernel.cuh>
 #include <ecq/gemv_dequant.cuh>
 #include <ecq/status.hpp>
 
@@ -31,25 +29,7 @@ namespace ecq_torch {
 namespace gpu {
 namespace detail {
 
-constexpr int fused_warps = 16;
 constexpr std::size_t fused_max_shared = 110 * 1024;
-template <int S>
-using fused_decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 8, 1>>;
-template <class Dequant, int S, int Batch>
-using fused_block = ecq::block_fused_gemv<fused_warps, fused_decoder<S>, Dequant, Batch>;
-
-template <class Dequant, int S, int Batch>
-__global__ void __launch_bounds__(fused_warps * 32, 2)
-    fused_gemv_kernel(ecq::device_tensor_view t, const std::uint16_t* x, float* y) {
-  extern __shared__ uint4 smem[];
-  const std::uint32_t blocks_per_part = gridDim.x / t.parts(), part = blockIdx.x / blocks_per_part;
-  const std::uint32_t columns = t.chunks_per_part * ecq::device_tensor_view::chunk_cols;
-  fused_block<Dequant, S, Batch> g(smem, columns);
-  g.load(t.table, x, t.cols, part * columns);
-  const ecq::item_range r = ecq::warp_item_range(
-      t.items_per_part(), (blockIdx.x % blocks_per_part) * fused_warps + threadIdx.x / 32, blocks_per_part * fused_warps);
-  g.run(t, r.first + part * t.items_per_part(), r.last + part * t.items_per_part(), y, t.rows);
-}
 
 /// Multiprocessors of the current device (0 if the query failed).
 inline int multiprocessors() {
@@ -63,7 +43,7 @@ inline int multiprocessors() {
 /// Queues y += W x for `Batch` tokens (see the file comment).
 template <class Dequant, int S, int Batch>
 ecq::status launch_fused(const ecq::device_tensor_view& v, const std::uint16_t* x, float* y, cudaStream_t stream) {
-  auto kernel = fused_gemv_kernel<Dequant, S, Batch>;
+  auto kernel = ecq::fused_gemv_kernel<Dequant, S, Batch>;
   // The attribute is the kernel's: set once to the most any plan takes.
   static const bool attribute_set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          int(fused_max_shared)) == cudaSuccess;
@@ -71,13 +51,13 @@ ecq::status launch_fused(const ecq::device_tensor_view& v, const std::uint16_t* 
   if (!attribute_set || sms == 0) return ecq::status::device_error;
   for (std::uint32_t parts = 1; parts <= v.chunks; ++parts) {
     if (v.chunks % parts != 0) continue;
-    const std::size_t smem = fused_block<Dequant, S, Batch>::shared_bytes(v.cols / parts);
+    const std::size_t smem = ecq::fused_gemv_block<Dequant, S, Batch>::shared_bytes(v.cols / parts);
     if (smem > fused_max_shared) continue;
     ecq::device_tensor_view vp;
     if (!v.with_parts(parts, &vp)) return ecq::status::invalid_argument;
     const int grid = int((2 * std::uint32_t(sms)) / parts * parts);
     if (grid == 0) return ecq::status::unsupported_parameters;
-    kernel<<<grid, fused_warps * 32, smem, stream>>>(vp, x, y);
+    kernel<<<grid, ecq::fused_gemv_warps * 32, smem, stream>>>(vp, x, y);
     return cudaGetLastError() == cudaSuccess ? ecq::status::ok : ecq::status::device_error;
   }
   return ecq::status::unsupported_parameters;  // no split of K fits shared memory
