@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/ecq_test_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -178,14 +180,14 @@ void put_u64(std::uint8_t* p, std::uint64_t v) {
 void expect_round_trip(const std::vector<std::uint16_t>& symbols, const ecq::tensor_description& d,
                        const ecq::coding_options& o) {
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   ecq::encoded_tensor opened;
   ASSERT_EQ(ecq::encoded_tensor::open(t.data(), t.size(), &opened), ecq::status::ok);
   std::vector<std::uint16_t> out(symbols.size(), 0xffff);
-  ASSERT_EQ(opened.decode_checked(out.data(), out.size()), ecq::status::ok);
+  ASSERT_EQ(ecq_test::decode_checked(opened, out.data(), out.size()), ecq::status::ok);
   ASSERT_EQ(out, symbols);
   std::vector<std::uint16_t> fast(symbols.size(), 0xffff);
-  opened.decode(fast.data());
+  ecq_test::decode(opened, fast.data());
   ASSERT_EQ(fast, symbols);
   const ecq::tensor_geometry& g = opened.geometry();
   EXPECT_EQ(g.rows, d.rows);
@@ -250,14 +252,14 @@ TEST(Container, UsesAGivenFrequencyTable) {
   o.frequencies = freqs.data();
   expect_round_trip(symbols, d, o);
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   EXPECT_EQ(t.frequencies(), freqs);
   EXPECT_EQ(t.geometry().pad_symbol, 3u);  // the first most frequent symbol
   // A symbol the given table cannot code.
   freqs = {0, 80, 200, 250, 250, 200, 30, 14};
-  EXPECT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::invalid_argument);
+  EXPECT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::invalid_argument);
   freqs = {1, 80, 200, 250, 250, 200, 30, 14};  // sums to 1025
-  EXPECT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::corrupt_table);
+  EXPECT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::corrupt_table);
 }
 
 TEST(Container, RealTensorRoundTripSectionsAndOverhead) {
@@ -271,7 +273,7 @@ TEST(Container, RealTensorRoundTripSectionsAndOverhead) {
   }
   ecq::coding_options o;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(q.codes.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(q.codes.data(), d, o, &t), ecq::status::ok);
   const ecq::encoded_tensor_view v = t.view();
   ASSERT_EQ(v.num_sections, 2u);
   const ecq::section_view* scales = v.find_section(1);
@@ -318,7 +320,7 @@ TEST(Container, OverheadCountsPaddingRows) {
   o.lanes = 8;
   o.tile_rows = 16;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(gaussian_symbols(210, 4, 1.0, 5).data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(gaussian_symbols(210, 4, 1.0, 5).data(), d, o, &t), ecq::status::ok);
   const ecq::container_overhead ov = t.overhead();
   EXPECT_EQ(ov.padding_symbols, 3u * 10);
   EXPECT_EQ(ov.coded_symbols, 24u * 10);
@@ -331,7 +333,7 @@ TEST(Container, OverheadCountsPaddingRows) {
 TEST(ContainerOpen, EveryTruncationIsReported) {
   const quantised_tensor q = real_tensor();
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
   aligned_copy c(t);
   for (std::size_t n = 0; n < c.size; ++n) {
     ecq::encoded_tensor u;
@@ -348,7 +350,7 @@ TEST(ContainerOpen, TruncationsDisguisedAsCompleteFilesAreRejected) {
   // the header on is tried.
   const quantised_tensor q = real_tensor();
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
   aligned_copy c(t);
   std::uint8_t saved[8];
   for (std::size_t n = ecq::container_header_size + 8; n < c.size; ++n) {
@@ -379,7 +381,7 @@ TEST(ContainerOpen, TenThousandRandomBitFlips) {
   // (header, table, index, sections) decodes the whole tensor.
   const quantised_tensor q = real_tensor();
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(q.codes.data(), describe(q), robustness_options(), &t), ecq::status::ok);
   aligned_copy c(t);
   const ecq::tensor_geometry& g = t.geometry();
   std::mt19937_64 rng(12345);
@@ -428,7 +430,7 @@ ecq::status open_with_field(const ecq::encoded_tensor& t, std::size_t offset, in
   ecq::status st = ecq::encoded_tensor::open_borrowed(c.data(), c.size, &u);
   if (st != ecq::status::ok) return st;
   std::vector<std::uint16_t> out(std::size_t(u.geometry().rows * u.geometry().symbols_per_row));
-  return u.decode_checked(out.data(), out.size());
+  return ecq_test::decode_checked(u, out.data(), out.size());
 }
 
 TEST(ContainerOpen, HeaderRules) {
@@ -444,7 +446,7 @@ TEST(ContainerOpen, HeaderRules) {
   o.tile_rows = 16;
   o.chunk_symbols = 20;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   using ecq::status;
   EXPECT_EQ(open_with_field(t, 0, 0, 0), status::ok);                    // the unmodified container
   EXPECT_EQ(open_with_field(t, 0, 1, 0x88), status::bad_magic);
@@ -501,7 +503,7 @@ TEST(ContainerOpen, NonzeroPaddingIsRejected) {
   ecq::coding_options o;
   o.lanes = 8;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   EXPECT_EQ(open_with_field(t, 83, 1, 1), ecq::status::bad_offset);  // after the 3 scheme bytes
   // The last block's padding sits just before the checksum when its size is not a multiple of 16.
   const ecq::block_view last = t.view().block(1, 0);
@@ -518,7 +520,7 @@ TEST(ContainerOpen, ChecksumMismatchAndBorrowedAlignment) {
   ecq::coding_options o;
   o.lanes = 16;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   aligned_copy c(t);
   c.data()[c.size - 1] ^= 1;
   ecq::encoded_tensor u;
@@ -543,7 +545,7 @@ TEST(ContainerDecode, BlockAccessAndArgumentErrors) {
   o.lanes = 8;
   o.chunk_symbols = 12;
   ecq::encoded_tensor t;
-  ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok);
+  ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok);
   ASSERT_EQ(t.geometry().num_tiles(), 3u);
   ASSERT_EQ(t.geometry().num_chunks(), 3u);
   // Decoding the blocks one by one, in any order, rebuilds the tensor.
@@ -560,9 +562,9 @@ TEST(ContainerDecode, BlockAccessAndArgumentErrors) {
   EXPECT_EQ(t.decode_block_checked(3, 0, out.data(), out.size()), ecq::status::invalid_argument);
   EXPECT_EQ(t.decode_block_checked(0, 3, out.data(), out.size()), ecq::status::invalid_argument);
   EXPECT_EQ(t.decode_block_checked(0, 0, out.data(), out.size() - 1), ecq::status::output_too_small);
-  EXPECT_EQ(t.decode_checked(out.data(), out.size() - 1), ecq::status::output_too_small);
+  EXPECT_EQ(ecq_test::decode_checked(t, out.data(), out.size() - 1), ecq::status::output_too_small);
   ecq::encoded_tensor empty;
-  EXPECT_EQ(empty.decode_checked(out.data(), out.size()), ecq::status::invalid_argument);
+  EXPECT_EQ(ecq_test::decode_checked(empty, out.data(), out.size()), ecq::status::invalid_argument);
   EXPECT_EQ(empty.decode_block_checked(0, 0, out.data(), out.size()), ecq::status::invalid_argument);
 }
 
@@ -576,7 +578,7 @@ TEST(ContainerEncode, RejectsBadInput) {
   ecq::encoded_tensor t;
   using ecq::status;
   auto encode = [&](ecq::tensor_description dd, ecq::coding_options oo) {
-    return ecq::encoded_tensor::encode(symbols.data(), dd, oo, &t);
+    return ecq_test::encode(symbols.data(), dd, oo, &t);
   };
   ASSERT_EQ(encode(d, o), status::ok);
   {
@@ -642,7 +644,7 @@ TEST(ContainerPeek, WalksConcatenatedContainers) {
     ecq::coding_options o;
     o.lanes = 8;
     ecq::encoded_tensor t;
-    ASSERT_EQ(ecq::encoded_tensor::encode(originals.back().data(), d, o, &t), ecq::status::ok);
+    ASSERT_EQ(ecq_test::encode(originals.back().data(), d, o, &t), ecq::status::ok);
     file.insert(file.end(), t.data(), t.data() + t.size());
     file.resize((file.size() + 15) / 16 * 16, 0);
   }
@@ -654,7 +656,7 @@ TEST(ContainerPeek, WalksConcatenatedContainers) {
     ecq::encoded_tensor t;
     ASSERT_EQ(ecq::encoded_tensor::open(file.data() + at, std::size_t(size), &t), ecq::status::ok);
     std::vector<std::uint16_t> out(original.size());
-    ASSERT_EQ(t.decode_checked(out.data(), out.size()), ecq::status::ok);
+    ASSERT_EQ(ecq_test::decode_checked(t, out.data(), out.size()), ecq::status::ok);
     EXPECT_EQ(out, original);
     at += std::size_t((size + 15) / 16 * 16);
   }
@@ -708,7 +710,7 @@ void write_container_seeds() {
     o.chunk_symbols = s.chunk;
     const auto symbols = gaussian_symbols(s.rows * s.spr, s.alphabet, 0.5 + double(s.alphabet) / 6.0, ++salt);
     ecq::encoded_tensor t;
-    ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), d, o, &t), ecq::status::ok) << s.name;
+    ASSERT_EQ(ecq_test::encode(symbols.data(), d, o, &t), ecq::status::ok) << s.name;
     write_file(container_corpus / s.name, t.data(), t.size());
   }
   std::mt19937_64 rng(31);
@@ -735,7 +737,7 @@ TEST(ContainerSeedCorpus, ValidSeedsOpenAndDecode) {
     ecq::encoded_tensor t;
     ASSERT_EQ(ecq::encoded_tensor::open(b.data(), b.size(), &t), ecq::status::ok) << entry.path();
     std::vector<std::uint16_t> out(t.geometry().rows * t.geometry().symbols_per_row);
-    EXPECT_EQ(t.decode_checked(out.data(), out.size()), ecq::status::ok) << entry.path();
+    EXPECT_EQ(ecq_test::decode_checked(t, out.data(), out.size()), ecq::status::ok) << entry.path();
     ++valid;
   }
   EXPECT_GE(valid, 6);

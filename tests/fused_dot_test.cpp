@@ -25,7 +25,12 @@ namespace {
 using ecq::status;
 
 // One coder configuration per lane count keeps this test's instantiations
-// (dequantiser types x coders) small: ScaleBits 12, lanes 1, 8 or 32.
+// (dequantiser types x coders) small: ScaleBits 12, lanes 1 or 8. Each
+// instantiation unrolls the decoder over its lanes with the dequantiser
+// inlined, so its compile time grows with the lane count (32 lanes cost
+// minutes over these types); the lane count is a template parameter of code
+// that is otherwise the same for any count, and tests/tensor_view_test.cpp
+// runs the decoder itself at every lane count.
 using P12 = ecq::rans32x16<12>;
 
 struct layout {
@@ -88,8 +93,7 @@ status gemv(const ecq::encoded_tensor& e, const Activation* x, Accumulator* y, s
     if constexpr (tested_type<D>) {
       switch (v.geometry.lanes) {
         case 1: return ecq::fused_gemv_with<P12, 1>(v, dq, x, y, first_tile, end_tile, path);
-        case 8: return ecq::fused_gemv_with<P12, 8>(v, dq, x, y, first_tile, end_tile, path);
-        default: return ecq::fused_gemv_with<P12, 32>(v, dq, x, y, first_tile, end_tile, path);
+        default: return ecq::fused_gemv_with<P12, 8>(v, dq, x, y, first_tile, end_tile, path);
       }
     } else {
       ADD_FAILURE() << "untested dequantiser type";
@@ -116,8 +120,8 @@ TEST(FusedDot, MatchesFloat64ReferenceAndDecodeThenDot) {
     layout l;
   };
   const tensor_case cases[] = {
-      {ecq_test::synthetic_tensor(70, 131, 1), {32, 32, 48}},  // padding rows, several chunks (split-K)
-      {ecq_test::synthetic_tensor(40, 600, 3), {8, 24, 0}},    // tiles of 3 row groups, whole rows
+      {ecq_test::synthetic_tensor(70, 131, 1), {8, 32, 48}},   // padding rows, several chunks (split-K)
+      {ecq_test::synthetic_tensor(40, 600, 3), {1, 3, 0}},     // tiles of 3 row groups, whole rows
       {ecq_test::synthetic_tensor(1, 512, 2), {1, 1, 0}}};     // a bias
   for (const auto& tc : cases)
     for (const char* scheme : schemes) {
@@ -158,7 +162,7 @@ TEST(FusedDot, IntegerPathIsExact) {
   for (auto& v : x) v = std::int8_t(int(rng() % 256) - 128);
   for (const char* scheme : {"affine4-g64", "affine4-g64-p2", "affine4-g64-p3", "affine4-g64-p2r1", "affine4-g64-p4r1",
                              "affine5-g32-p4r2", "affine8-g64", "codebook-nf4-g64-p2"}) {
-    const encoded m = make(t, scheme, {32, 32, 0});
+    const encoded m = make(t, scheme, {8, 32, 0});
     const ecq::encoded_tensor_view v = m.e.view();
     ecq::affine_params p;
     ASSERT_EQ(ecq::affine_params::parse(m.e.scheme_params(), m.e.scheme_params_size(), &p), status::ok);
@@ -173,7 +177,7 @@ TEST(FusedDot, IntegerPathIsExact) {
         ASSERT_EQ(ecq_test::decode_checked(m.e, symbols.data(), symbols.size()), status::ok);
         ecq::dequantize_tensor(dq, symbols.data(), t.rows, t.cols, m.q.symbols_per_row, codes.data());
         std::vector<std::int64_t> y(t.rows, -1);
-        const status st = ecq::fused_gemv_with<P12, 32>(v, dq, x.data(), y.data(), 0, v.geometry.num_tiles(),
+        const status st = ecq::fused_gemv_with<P12, 8>(v, dq, x.data(), y.data(), 0, v.geometry.num_tiles(),
                                                         ecq::decode_path::checked);
         ASSERT_EQ(st, status::ok);
         for (std::uint64_t r = 0; r < t.rows; ++r) {
@@ -191,7 +195,7 @@ TEST(FusedDot, IntegerPathIsExact) {
 
 TEST(FusedDot, TileRangesTouchOnlyTheirRows) {
   const auto t = ecq_test::synthetic_tensor(100, 64, 6);
-  const encoded m = make(t, "affine4-g64", {32, 32, 0});
+  const encoded m = make(t, "affine4-g64", {8, 32, 0});
   const std::vector<float> x = activations(t.cols, 8);
   std::vector<float> all(t.rows), part(t.rows, -7.0f);
   auto run = [&](std::vector<float>& y, std::uint64_t a, std::uint64_t b) {
@@ -214,18 +218,45 @@ TEST(FusedDot, TileRangesTouchOnlyTheirRows) {
   ASSERT_EQ(ecq::make_affine_dequantizer(ecq::affine_params{}, ecq::container_sections{&v}, ecq::geometry_of(v.geometry),
                                          &dq),
             status::ok);
-  EXPECT_EQ((ecq::fused_gemv_with<P12, 8>(v, dq, x.data(), part.data(), 0, 1)), status::unsupported_parameters);
-  EXPECT_EQ((ecq::fused_gemv_with<ecq::rans32x16<11>, 32>(v, dq, x.data(), part.data(), 0, 1)),
+  EXPECT_EQ((ecq::fused_gemv_with<P12, 1>(v, dq, x.data(), part.data(), 0, 1)), status::unsupported_parameters);
+  EXPECT_EQ((ecq::fused_gemv_with<ecq::rans32x16<11>, 8>(v, dq, x.data(), part.data(), 0, 1)),
             status::unsupported_parameters);
-  // The run-time dispatching fused_gemv gives the same result.
-  std::vector<float> any(t.rows);
-  ASSERT_EQ(ecq::fused_gemv(v, dq, x.data(), any.data(), 0, 4), status::ok);
-  EXPECT_EQ(any, all);
+}
+
+// A dequantiser whose weight is the symbol itself: the smallest type that
+// meets the Dequantizer requirements, so that the run-time dispatch below
+// compiles its 45 coder configurations with the cheapest sink.
+struct symbol_as_weight {
+  using value_type = float;
+  static constexpr int weights_per_symbol = 1;
+  void operator()(std::uint64_t, std::uint64_t, std::uint32_t symbol, float* w) const { w[0] = float(symbol); }
+};
+
+TEST(FusedDot, RunTimeDispatchMatchesTheCompiledConfigurationAndTheSymbols) {
+  const auto t = ecq_test::synthetic_tensor(100, 64, 6);
+  const encoded m = make(t, "affine4-g64", {32, 32, 0});
+  const ecq::encoded_tensor_view v = m.e.view();
+  const std::vector<float> x = activations(t.cols, 8);
+  const std::uint64_t tiles = v.geometry.num_tiles(), spr = m.q.symbols_per_row;
+  std::vector<std::uint16_t> symbols(t.rows * spr);
+  ASSERT_EQ(ecq_test::decode_checked(m.e, symbols.data(), symbols.size()), status::ok);
+  for (auto path : {ecq::decode_path::fast, ecq::decode_path::checked}) {
+    std::vector<float> with(t.rows, NAN), any(t.rows, NAN);
+    ASSERT_EQ((ecq::fused_gemv_with<P12, 32>(v, symbol_as_weight{}, x.data(), with.data(), 0, tiles, path)),
+              status::ok);
+    ASSERT_EQ(ecq::fused_gemv(v, symbol_as_weight{}, x.data(), any.data(), 0, tiles, path), status::ok);
+    EXPECT_EQ(any, with);
+    for (std::uint64_t r = 0; r < t.rows; ++r) {
+      float expect = 0;  // same products, same (column) order
+      for (std::uint64_t c = 0; c < spr; ++c) expect += float(symbols[r * spr + c]) * x[c];
+      ASSERT_EQ(with[r], expect) << "row " << r;
+    }
+  }
 }
 
 TEST(FusedDot, CheckedPathReportsCorruptStreams) {
   const auto t = ecq_test::synthetic_tensor(64, 256, 9);
-  const encoded m = make(t, "uniform-sqnr21", {32, 32, 64});
+  const encoded m = make(t, "uniform-sqnr21", {8, 32, 64});
   const ecq::encoded_tensor_view v0 = m.e.view();
   const std::vector<float> x = activations(t.cols, 10);
   std::mt19937 rng(11);

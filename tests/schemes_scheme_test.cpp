@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "schemes_test_weights.hpp"
+#include "support/ecq_test_support.hpp"
 
 namespace {
 
@@ -128,7 +129,7 @@ TEST(Scheme, StorageLayoutWidensWithTheTensorAndKeepsStatesUnderTheBudget) {
     EXPECT_EQ(o.lanes, e.lanes) << e.rows << "x" << e.cols;
     EXPECT_EQ(o.tile_rows % o.lanes, 0u);
     ecq::encoded_tensor c;
-    ASSERT_EQ(ecq::encode_quantized(q, o, &c), status::ok);
+    ASSERT_EQ(ecq_test::encode_quantized(q, o, &c), status::ok);
     const ecq::container_overhead ov = c.overhead();
     if (e.lanes > 8) {
       EXPECT_GT(ov.blocks, 1u) << "a large tensor is cut for threads";
@@ -154,12 +155,12 @@ void round_trip(const ecq_test::test_tensor& t, const std::string& scheme, ecq::
   std::vector<float> expect;
   ASSERT_EQ(ecq::dequantize(q, &expect), status::ok);
   ecq::encoded_tensor e;
-  ASSERT_EQ(ecq::encode_quantized(q, ecq::choose_coding_options(q, goal), &e), status::ok) << scheme;
+  ASSERT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, goal), &e), status::ok) << scheme;
   ecq::encoded_tensor opened;
   ASSERT_EQ(ecq::encoded_tensor::open(e.data(), e.size(), &opened), status::ok);
   EXPECT_EQ(opened.geometry().scheme_id, std::uint32_t(spec.kind));
   std::vector<float> got;
-  ASSERT_EQ(ecq::decode_and_dequantize(opened, &got), status::ok) << scheme;
+  ASSERT_EQ(ecq_test::decode_and_dequantize(opened, &got), status::ok) << scheme;
   ASSERT_EQ(got.size(), expect.size());
   EXPECT_EQ(std::memcmp(got.data(), expect.data(), got.size() * 4), 0) << scheme << " " << t.name;
   if (spec.kind == ecq::scheme_kind::bf16) {
@@ -226,7 +227,7 @@ TEST(Scheme, CorruptedContainersFailCleanly) {
     ecq::quantized_tensor q;
     ASSERT_EQ(ecq::quantize(spec, t.w.data(), t.rows, t.cols, &q), status::ok);
     ecq::encoded_tensor e;
-    ASSERT_EQ(ecq::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::kernel), &e), status::ok);
+    ASSERT_EQ(ecq_test::encode_quantized(q, ecq::choose_coding_options(q, ecq::layout_goal::kernel), &e), status::ok);
     for (int trial = 0; trial < 300; ++trial) {
       std::vector<std::uint8_t> bytes(e.data(), e.data() + e.size());
       bytes[rng() % bytes.size()] ^= std::uint8_t(1u << (rng() % 8));
@@ -234,7 +235,7 @@ TEST(Scheme, CorruptedContainersFailCleanly) {
       EXPECT_NE(ecq::encoded_tensor::open(bytes.data(), bytes.size(), &x), status::ok);
       if (ecq::encoded_tensor::open(bytes.data(), bytes.size(), &x, ecq::open_options{false}) != status::ok) continue;
       std::vector<float> w;
-      ecq::decode_and_dequantize(x, &w);
+      ecq_test::decode_and_dequantize(x, &w);
     }
   }
 }

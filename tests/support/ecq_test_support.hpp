@@ -1,10 +1,10 @@
 // tests/support/ecq_test_support.hpp — READ ME FIRST
 //
 // The container and scheme entry points that compile one coder per
-// configuration visit_coder supports (30 encoders or decoders, lanes fully
+// configuration visit_coder supports (45 encoders or decoders, lanes fully
 // unrolled), compiled once into the static library ecq_test_support instead
-// of again in every test and fuzz target that calls them: the 30 checked
-// decoders alone take 12 s of g++ -O2, and 36 s of the fuzz build's clang
+// of again in every test and fuzz target that calls them: 30 checked
+// decoders alone took 12 s of g++ -O2, and 36 s of the fuzz build's clang
 // (ASan, UBSan, libFuzzer's coverage), in each translation unit that has them.
 //
 // Each function is exactly the library call its name gives, for 16-bit
@@ -13,12 +13,13 @@
 // (CMAKE_CXX_FLAGS of the preset, sanitizers included; the fuzz preset links
 // fuzz targets to ecq_test_support_fuzz, instrumented like them).
 //
-// Who calls these: tests that need an encoded tensor to test something else
-// (fused_dot_test, schemes_affine_test, io_ecq_file_test) and the fuzz
-// targets. A header's own unit test calls its functions directly, so that
-// their instantiations stay in the test of that header (container_test for
-// encoded_tensor, schemes_scheme_test for encode_quantized and
-// decode_and_dequantize).
+// Who calls these: every test and fuzz target that encodes or decodes a
+// container, the tests of container.hpp and scheme.hpp included (a test that
+// called the library directly would compile the same 45 coders again: in
+// container_test, format_golden_test, gpu_container_test and
+// schemes_scheme_test that cost 1-4 minutes of CI's two cores each). Only the
+// 16-bit symbol type is compiled here; a test of another symbol type calls
+// the library itself.
 #ifndef ECQ_TESTS_SUPPORT_ECQ_TEST_SUPPORT_HPP
 #define ECQ_TESTS_SUPPORT_ECQ_TEST_SUPPORT_HPP
 
