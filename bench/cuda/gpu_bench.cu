@@ -66,7 +66,8 @@ namespace {
 bool g_test = false;
 bool g_profile = false;  // one launch of the main kernels, no graphs (for ncu)
 bool g_cublas = true;
-bool g_timeline = false;  // --timeline: per-warp start/end of one launch of each fused configuration
+bool g_timeline = false;
+bool g_plain_only = false;  // --plain: cuBLAS and the plain 4-bit kernels only (no fused, no decode)  // --timeline: per-warp start/end of one launch of each fused configuration
 int g_failures = 0;
 int g_sms = 0;
 std::string g_json;
@@ -454,6 +455,46 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
   }
 }
 
+/// The tensor-core plain 4-bit GEMV (plain_w4_mma_gemv_kernel) on `codes` / `side` in plain_w4_mma_layout.
+template <int Warps, int TileRows, int Chunks, int Stages, int Batch, bool Exact>
+void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_t>>& codes,
+                   const std::vector<dbuf<std::uint32_t>>& side, const dbuf<std::uint16_t>& x, std::uint32_t M,
+                   std::uint32_t K, const std::vector<double>& ref, double bytes) {
+  if (K % (64 * Chunks) != 0 || M % (16 * TileRows) != 0) return;
+  auto kern = plain_w4_mma_gemv_kernel<Warps, TileRows, Chunks, Stages, Batch, Exact>;
+  const std::size_t smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch>(K);
+  int max_smem = 0;
+  CK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  if (smem > std::size_t(max_smem)) return;  // this configuration does not fit K's activations
+  const int bps = blocks_per_sm(kern, Warps * 32, smem);
+  if (bps == 0) return;
+  dbuf<float> y(std::size_t(Batch) * M);
+  const int grid = g_sms * bps;
+  auto launch = [&](int copy, cudaStream_t st) {
+    CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+    kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(codes[copy].p),
+                                         reinterpret_cast<const uint2*>(side[copy].p), x.p, M, K, y.p);
+  };
+  CK(cudaMemset(y.p, 0xff, y.bytes()));
+  launch(0, 0);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  result_row r;
+  r.shape = shape;
+  r.kernel = "plain w4 g128 mma";
+  r.batch = Batch;
+  char cfg[64];
+  std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
+                Exact ? " exact" : "");
+  r.config = cfg;
+  r.err = rel_l2(download(y.p, y.n), ref);
+  r.ok = r.err < 1e-4;
+  r.bytes = bytes;
+  r.weights = double(M) * K;
+  if (!g_test && !g_profile) r.us = time_graph(launch, int(codes.size()), 35.0);
+  record(r);
+}
+
 void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,
                 const std::vector<std::uint16_t>& xh, std::uint32_t M, std::uint32_t K, int batch,
                 const std::vector<double>& ref) {
@@ -624,7 +665,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     std::vector<std::uint32_t> table;
   };
   std::vector<bf16_variant> bf16_variants;
-  if (M % 64 == 0) {
+  if (M % 64 == 0 && !g_plain_only) {
     tile_layout L = Lb;
     L.tile_rows = 64;
     bf16_variant v;
@@ -687,7 +728,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   }
 
   // ---- bf16 fused + decode
-  if (bf16_ok && bs.scale_bits == 11) {
+  if (bf16_ok && bs.scale_bits == 11 && !g_plain_only) {
     const int copies = g_test ? 1 : copies_for(double(bs.stream_bytes()) + double(bt.raw.size()) * 4);
     std::vector<device_tiles> fused_tiles;
     std::vector<std::string> fused_tags{""};
@@ -799,6 +840,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cz = config<12, 1, ring8x2, 1, 12, 2, 2>;
       using ad = ecq::affine4_quad_dequant<128>;
       for (int b : batches) {
+        if (g_plain_only) break;
         if (b == 1) {
           run_fused<ca, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cb, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
@@ -846,7 +888,33 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           wrm.push_back(upload(packed));
           srm.push_back(upload(side_rm));
         }
+        // the tensor-core layout (plain_w4_mma_layout): same bytes, offline-permuted
+        std::vector<dbuf<std::uint32_t>> wmma, smma;
+        if (M % 16 == 0 && K % 128 == 0) {
+          std::vector<std::uint32_t> mc, ms;
+          plain_w4_mma_layout(at.codes.data(), side_rm.data(), M, K, &mc, &ms);
+          for (int c = 0; c < rc; ++c) {
+            wmma.push_back(upload(mc));
+            smma.push_back(upload(ms));
+          }
+        }
         for (int b : batches) {
+          if (!wmma.empty()) {
+            if (b == 1) {
+              run_plain_mma<8, 1, 8, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 2, 4, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 4, 6, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<8, 1, 8, 6, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 4, 1, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<8, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);  // K = 14336
+            }
+            if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
+            if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
+            if (b == 8) run_plain_mma<8, 1, 8, 2, 8, false>(shape, wmma, smma, x, M, K, ref(ref_a, 8), rbytes);
+          }
           if (b != 1) continue;
           run_plain_rowmajor<8, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
           run_plain_rowmajor<16, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
@@ -884,7 +952,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
                        double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
                        bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      if (at.layout.tile_rows == 32) {  // the decode sinks store 32-row tiles
+      if (at.layout.tile_rows == 32 && !g_plain_only) {  // the decode sinks store 32-row tiles
         decode_codes(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
         decode_codes(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
       }
@@ -892,7 +960,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   }
   };
   affine_pass(at, as, true, "");
-  if (M % 64 == 0) {  // the same codes in 64-row tiles, for the decoders with two states per lane
+  if (M % 64 == 0 && !g_plain_only) {  // the same codes in 64-row tiles, for the decoders with two states per lane
     affine4_tensor at64 = at;
     at64.layout.tile_rows = 64;
     at64.layout.chunk_cols = 128;  // as many items as 32 x 256 tiles: the same tail when warps finish
@@ -900,7 +968,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     encoded_streams as64;
     if (encode_items(at64.layout, at64.symbols, 256, &as64)) affine_pass(at64, as64, false, " c128");
   }
-  if (K >= 8192 && !g_test) {
+  if (K >= 8192 && !g_test && !g_plain_only) {
     affine4_tensor at512;
     encoded_streams as512;
     at512 = at;
@@ -940,6 +1008,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--profile")) g_profile = quick = true;
     if (!std::strcmp(argv[i], "--no-cublas")) g_cublas = false;
     if (!std::strcmp(argv[i], "--timeline")) g_timeline = true;
+    if (!std::strcmp(argv[i], "--plain")) g_plain_only = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) g_json = argv[++i];
   }
   cudaDeviceProp p;

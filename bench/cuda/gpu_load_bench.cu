@@ -17,7 +17,8 @@
 //     bit against the input, weights/s and (compressed read + output write)
 //     bytes/s next to the copy kernel's bandwidth.
 // Prints a table last and writes JSON (--json PATH). --test: a 4096 x 4096
-// matrix, every check and no timing (for compute-sanitizer). With the tool:
+// matrix, every check and no timing (for compute-sanitizer); --profile: the
+// full matrix, one launch of each decode, no timing (for ncu). With the tool:
 //   ecq_gpu_load_bench --write-safetensors w.safetensors   (the bf16 weights)
 //   ecq pack w.safetensors w_bf16.ecq --scheme bf16 --layout gpu
 //   ecq pack w.safetensors w_q4.ecq --scheme affine4-g128-bf16 --layout gpu
@@ -32,6 +33,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ecq/device_decode.cuh>
@@ -60,6 +62,7 @@ double seconds_since(clock_type::time_point t0) {
 }
 
 bool g_test = false;
+bool g_profile = false;  // --profile: full size, one launch of each decode, no timing (for ncu)
 int g_failures = 0;
 
 struct row {
@@ -274,8 +277,22 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
 
-  // decode bf16
-  {
+  // decode bf16: the public call, then the same kernel with more raw blocks in flight (an experiment on the
+  // library's detail::bf16_store_sink<RawDepth>, timed in the same run)
+  using bf16_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint16_t*, std::uint32_t*, cudaStream_t)>;
+  const std::vector<std::pair<std::string, bf16_fn>> bf16_variants = {
+      {"decode_bf16 (bit-exact)", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
+                                     cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
+      {"decode_bf16 raw depth 2", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
+                                     cudaStream_t s) {
+         return ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<2>>(v, v.table, o, f, s);
+       }},
+      {"decode_bf16 raw depth 3", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
+                                     cudaStream_t s) {
+         return ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<3>>(v, v.table, o, f, s);
+       }},
+  };
+  for (const auto& [what, fn] : bf16_variants) {
     std::uint16_t* out = nullptr;
     std::uint32_t* flags = nullptr;
     CK(cudaMalloc(&out, n * 2));
@@ -283,8 +300,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaMemset(out, 0xff, n * 2));
     CK(cudaMemset(flags, 0, 4));
     row r;
-    r.what = "decode_bf16 (bit-exact)";
-    r.ok = ecq::decode_bf16(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+    r.what = what;
+    r.ok = fn(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
            ecq::read_decode_flags(flags, 0) == ecq::status::ok;
     std::vector<std::uint16_t> back(n);
     CK(cudaMemcpy(back.data(), out, n * 2, cudaMemcpyDeviceToHost));
@@ -293,9 +310,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     r.ok = r.ok && bad == 0;
     r.weights = double(n);
     r.bytes = double(lb.file_bytes) + double(n) * 2;
-    if (!g_test)
-      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_bf16(lb.copies[c].view(), out, flags, s); }, copies,
-                        20);
+    if (!g_test && !g_profile)
+      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(lb.copies[c].view(), out, flags, s); }, copies, 20);
     char note[96];
     std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
                   r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
@@ -304,10 +320,19 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaFree(out));
     CK(cudaFree(flags));
   }
-  // decode 4-bit codes
-  {
-    std::vector<std::uint8_t> want(n / 2);
-    for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
+  // decode 4-bit codes, likewise
+  using codes_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint8_t*, std::uint32_t*, cudaStream_t)>;
+  const std::vector<std::pair<std::string, codes_fn>> codes_variants = {
+      {"decode_codes (exact)", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
+                                  cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }},
+      {"decode_codes raw depth 2", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
+                                      cudaStream_t s) {
+         return ecq::detail::dispatch_decode<ecq::detail::code_store_sink<2>>(v, v.code_table, o, f, s);
+       }},
+  };
+  std::vector<std::uint8_t> want(n / 2);
+  for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
+  for (const auto& [what, fn] : codes_variants) {
     std::uint8_t* out = nullptr;
     std::uint32_t* flags = nullptr;
     CK(cudaMalloc(&out, n / 2));
@@ -315,8 +340,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaMemset(out, 0xff, n / 2));
     CK(cudaMemset(flags, 0, 4));
     row r;
-    r.what = "decode_codes (exact)";
-    r.ok = ecq::decode_codes(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+    r.what = what;
+    r.ok = fn(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
            ecq::read_decode_flags(flags, 0) == ecq::status::ok;
     std::vector<std::uint8_t> back(n / 2);
     CK(cudaMemcpy(back.data(), out, n / 2, cudaMemcpyDeviceToHost));
@@ -325,9 +350,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     r.ok = r.ok && bad == 0;
     r.weights = double(n);
     r.bytes = double(la.file_bytes) + double(n) / 2;
-    if (!g_test)
-      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_codes(la.copies[c].view(), out, flags, s); }, copies,
-                        40);
+    if (!g_test && !g_profile)
+      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(la.copies[c].view(), out, flags, s); }, copies, 40);
     char note[64];
     std::snprintf(note, sizeof note, "%zu wrong", bad);
     r.note = note;
@@ -344,6 +368,7 @@ int main(int argc, char** argv) {
   sources src;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--test")) g_test = true;
+    if (!std::strcmp(argv[i], "--profile")) g_profile = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     if (!std::strcmp(argv[i], "--write-safetensors") && i + 1 < argc) src.safetensors_out = argv[++i];
     if (!std::strcmp(argv[i], "--files") && i + 2 < argc) {
@@ -355,7 +380,7 @@ int main(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   double d2d = 0, d2d_kernel = 0, h2d_pinned = 0, h2d_pageable = 0;
-  if (!g_test && src.safetensors_out.empty()) {
+  if (!g_test && !g_profile && src.safetensors_out.empty()) {
     const std::size_t big = std::size_t(1) << 30, mid = std::size_t(256) << 20;
     void *a = nullptr, *b = nullptr, *pinned = nullptr;
     CK(cudaMalloc(&a, big));

@@ -12,6 +12,11 @@
 //                          batch 1: row-major nibbles, PRMT dequantisation to
 //                          fp32 (128 + q by a magic exponent, as Marlin does
 //                          for fp16), FFMA, no tensor cores
+//   plain_w4_mma_gemv_kernel  the same codes in an offline-permuted layout
+//                          (as Marlin permutes its weights): one 32-bit word
+//                          per lane is one m16n8k16 A fragment, dequantised
+//                          by LOP3 magic numbers to bf16x2, tensor-core dot,
+//                          weights streamed through a per-warp cp.async ring
 // Items are 32 rows x chunk_cols columns (tile_codec.hpp); each block serves
 // one K-part (all of K for small batches) and splits its part's items over
 // its warps; see part_of_block.
@@ -19,6 +24,7 @@
 #define ECQ_BENCH_CUDA_REFERENCE_KERNELS_CUH
 
 #include <cstdint>
+#include <vector>
 
 #include <ecq/block_decode.cuh>
 #include <ecq/fused_gemv.cuh>
@@ -633,6 +639,222 @@ __global__ void __launch_bounds__(BlockWarps * 32)
 
 /// Shared memory of plain_w4_rowmajor_gemv_kernel.
 constexpr std::size_t plain_w4_rowmajor_shared_bytes(std::uint32_t K) { return std::size_t(K) * 4 + K / 32 * 4; }
+
+/// cp.async of 8 bytes (the .ca form: .cg takes 16 only).
+__device__ __forceinline__ void cp_async_8(void* smem, const void* gmem) {
+  const std::uint32_t s = std::uint32_t(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+
+/// plain_w4_mma_gemv_kernel: y = W x for batch 1..8, W the affine 4-bit codes
+/// of plain_w4_rowmajor_gemv_kernel (group 128, bf16 scale | bias << 16 per
+/// row and group) in the layout of plain_w4_mma_layout (below): for 16-row
+/// tile T, 64-column chunk c and lane l = 4g + t, 16 bytes = 4 words, word j
+/// (k-step s = 4c + j, columns 16s..16s+15) holding the lane's m16n8k16 A
+/// fragment: nibble 4i + h (i = 0..3 = fragment register, h = 0, 1 = its
+/// half) = W[16T + g + 8 (i & 1)][16s + 2t + 8 (i >> 1) + h]. Dequantisation
+/// is then a_i = ((w >> 4i) & 0x000F000F) | 0x43004300 = the bf16x2 of
+/// 128 + q (3 SHF + 4 LOP3 per 8 codes), one HMMA per 8 codes of a lane.
+/// Activations are the B fragment (column n = batch), staged once per block
+/// in shared memory as bf16 in fragment order; one LDS.64 per k-step serves
+/// the unit's TileRows tiles; lanes of absent batch columns read zeros.
+/// Per group of 128 columns the accumulators start at zero and are folded
+/// into the row sums in fp32: v += s D + (b - 128 s) S (Exact: the 128 is
+/// subtracted from a_i in bf16 first, exact for q < 16, and v += s D + b S),
+/// S = the group's sum of activations (staged). Work unit: TileRows x 16 rows
+/// x Chunks x 64 columns, contiguous unit ranges per warp; each warp streams
+/// its units' codes and side words through its own ring of Stages slots
+/// (cp.async, Stages - 1 units in flight), issued before the activations
+/// are staged so that the first loads overlap the staging. Row sums go out
+/// by one atomic per row and tile visit (y zeroed before the launch).
+/// Needs M % (16 TileRows) == 0, K % (64 Chunks) == 0, Chunks even.
+template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch, bool Exact>
+__global__ void __launch_bounds__(BlockWarps * 32, 1)
+    plain_w4_mma_gemv_kernel(const uint4* codes, const uint2* side, const std::uint16_t* x, std::uint32_t M,
+                             std::uint32_t K, float* y) {
+  static_assert(Chunks % 2 == 0 && Stages >= 2 && Batch >= 1 && Batch <= 8, "whole groups per unit");
+  constexpr int groups = Chunks / 2, side_u2 = TileRows * groups * 8;
+  constexpr int slot_u4 = TileRows * Chunks * 32 + side_u2 / 2;  // codes, then side words
+  extern __shared__ uint4 smem_u4[];
+  const std::uint32_t lane = ecq::detail::lane_id(), warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  uint4* ring = smem_u4 + warp * (Stages * slot_u4);
+  uint2* xs = reinterpret_cast<uint2*>(smem_u4 + BlockWarps * Stages * slot_u4);  // [n][k-step][t]
+  const std::uint32_t ksteps = K / 16, chunks_row = K / 64, groups_row = K / 128;
+  uint2* zeros = xs + std::size_t(Batch) * ksteps * 4;  // Chunks * 4 k-steps x 4 lanes
+  float* gsum = reinterpret_cast<float*>(zeros + Chunks * 16);  // [n][group]
+  const std::uint32_t kparts = K / (64 * Chunks), units = M / (16 * TileRows) * kparts;
+  const std::uint32_t warps = gridDim.x * BlockWarps, w = blockIdx.x * BlockWarps + warp;
+  const std::uint32_t first = std::uint32_t(std::uint64_t(units) * w / warps);
+  const std::uint32_t last = std::uint32_t(std::uint64_t(units) * (w + 1) / warps);
+  // Unit u = (tile group u / kparts, K-part u % kparts); both cursors (the unit being issued and the one being
+  // computed) advance without divisions.
+  struct cursor {
+    std::uint32_t kp, tile0, slot;
+    __device__ void next(std::uint32_t kparts) {
+      slot = slot + 1 == std::uint32_t(Stages) ? 0 : slot + 1;
+      if (++kp == kparts) {
+        kp = 0;
+        tile0 += TileRows;
+      }
+    }
+  };
+  cursor ic{first % kparts, first / kparts * TileRows, 0};
+  std::uint32_t issued = first;
+  auto issue = [&]() {
+    if (issued < last) {
+      uint4* slot = ring + ic.slot * slot_u4;
+      const std::uint32_t c0 = ic.kp * Chunks;
+#pragma unroll
+      for (int tr = 0; tr < TileRows; ++tr)
+#pragma unroll
+        for (int c = 0; c < Chunks; ++c)
+          ecq::detail::cp_async_16(slot + (tr * Chunks + c) * 32 + lane,
+                                   codes + (std::size_t(ic.tile0 + tr) * chunks_row + c0 + c) * 32 + lane, 16);
+      uint2* ss = reinterpret_cast<uint2*>(slot + TileRows * Chunks * 32);
+#pragma unroll
+      for (int i = int(lane); i < side_u2; i += 32) {
+        const int tr = i / (groups * 8), j = i % (groups * 8);
+        cp_async_8(ss + i, side + (std::size_t(ic.tile0 + tr) * groups_row + c0 / 2) * 8 + j);
+      }
+      ic.next(kparts);
+      ++issued;
+    }
+    ecq::detail::cp_async_commit();  // one group per unit, empty past the end
+  };
+  for (int i = 0; i < Stages - 1; ++i) issue();
+  // Activations in fragment order: uint2 (n, s, t) = {x[16s + 2t], x[16s + 2t + 1], x[16s + 2t + 8], x[16s + 2t + 9]};
+  // 32 consecutive uint2 of one n are one group of 128 columns, summed by the warp that stages them.
+  const std::uint32_t* xw = reinterpret_cast<const std::uint32_t*>(x);
+  for (int n = 0; n < Batch; ++n)
+    for (std::uint32_t i = threadIdx.x; i < ksteps * 4; i += BlockWarps * 32) {
+      const std::uint32_t* xr = xw + std::size_t(n) * (K / 2) + (i / 4) * 8 + (i % 4);
+      const std::uint32_t lo = xr[0], hi = xr[4];
+      xs[std::size_t(n) * ksteps * 4 + i] = make_uint2(lo, hi);
+      float a = __uint_as_float(lo << 16) + __uint_as_float(lo & 0xffff0000u) + __uint_as_float(hi << 16) +
+                __uint_as_float(hi & 0xffff0000u);
+#pragma unroll
+      for (int o = 16; o > 0; o /= 2) a += __shfl_xor_sync(0xffffffffu, a, o);
+      if (lane == 0) gsum[n * groups_row + i / 32] = a;
+    }
+  for (std::uint32_t i = threadIdx.x; i < Chunks * 16; i += BlockWarps * 32) zeros[i] = make_uint2(0, 0);
+  __syncthreads();
+  if (first >= last) return;
+  const bool real = g < Batch;
+  const uint2* xl = real ? xs + std::size_t(g) * ksteps * 4 + t : zeros + t;
+  const std::uint32_t step_l = real ? Chunks * 16 : 0;  // uint2 per unit's k range, for lanes with a batch column
+  const std::uint32_t n0 = 2 * t < Batch ? 2 * t : 0, n1 = 2 * t + 1 < Batch ? 2 * t + 1 : 0;
+  float v[TileRows][4] = {};
+  cursor cc_{first % kparts, first / kparts * TileRows, 0};
+  for (std::uint32_t u = first; u < last; ++u) {
+    __syncwarp();  // every lane is done with the slot that the next issue overwrites
+    issue();
+    ecq::detail::cp_async_wait<Stages - 1>();
+    __syncwarp();  // side words copied by other lanes are visible
+    const uint4* sc = ring + cc_.slot * slot_u4;
+    const uint2* ss = reinterpret_cast<const uint2*>(sc + TileRows * Chunks * 32);
+    const std::uint32_t kp = cc_.kp, tile0 = cc_.tile0;
+    cc_.next(kparts);
+    const uint2* xu = xl + kp * step_l;
+#pragma unroll
+    for (int gr = 0; gr < groups; ++gr) {
+      float d[TileRows][4];
+#pragma unroll
+      for (int tr = 0; tr < TileRows; ++tr)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) d[tr][i] = 0.0f;
+#pragma unroll
+      for (int cc = 0; cc < 2; ++cc) {
+        const int c = 2 * gr + cc;
+        uint4 cw[TileRows];
+#pragma unroll
+        for (int tr = 0; tr < TileRows; ++tr) cw[tr] = sc[(tr * Chunks + c) * 32 + lane];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint2 b = xu[(4 * c + j) * 4];
+#pragma unroll
+          for (int tr = 0; tr < TileRows; ++tr) {
+            const std::uint32_t wj = j == 0 ? cw[tr].x : j == 1 ? cw[tr].y : j == 2 ? cw[tr].z : cw[tr].w;
+            std::uint32_t a[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              a[i] = ((wj >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+              if constexpr (Exact) asm("sub.rn.bf16x2 %0, %0, %1;\n" : "+r"(a[i]) : "r"(0x43004300u));
+            }
+            asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                "{%0,%1,%2,%3};\n"
+                : "+f"(d[tr][0]), "+f"(d[tr][1]), "+f"(d[tr][2]), "+f"(d[tr][3])
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+          }
+        }
+      }
+      const std::uint32_t grow = kp * groups + gr;
+      const float S0 = gsum[n0 * groups_row + grow], S1 = gsum[n1 * groups_row + grow];
+#pragma unroll
+      for (int tr = 0; tr < TileRows; ++tr) {
+        const uint2 sd = ss[(tr * groups + gr) * 8 + g];  // rows g, g + 8
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const std::uint32_t word = h == 0 ? sd.x : sd.y;
+          const float sc_ = __uint_as_float(word << 16), bi = __uint_as_float(word & 0xffff0000u);
+          const float c = Exact ? bi : fmaf(-128.0f, sc_, bi);
+          v[tr][2 * h] = fmaf(sc_, d[tr][2 * h], fmaf(c, S0, v[tr][2 * h]));
+          if constexpr (Batch > 1) v[tr][2 * h + 1] = fmaf(sc_, d[tr][2 * h + 1], fmaf(c, S1, v[tr][2 * h + 1]));
+        }
+      }
+    }
+    if (u + 1 < last && cc_.kp != 0) continue;  // the next unit adds to the same rows
+#pragma unroll
+    for (int tr = 0; tr < TileRows; ++tr) {
+      const std::uint32_t row = (tile0 + tr) * 16 + g;
+      if (2 * t < Batch) {
+        atomicAdd(y + std::size_t(2 * t) * M + row, v[tr][0]);
+        atomicAdd(y + std::size_t(2 * t) * M + row + 8, v[tr][2]);
+      }
+      if (2 * t + 1 < Batch) {
+        atomicAdd(y + std::size_t(2 * t + 1) * M + row, v[tr][1]);
+        atomicAdd(y + std::size_t(2 * t + 1) * M + row + 8, v[tr][3]);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[tr][i] = 0.0f;
+    }
+  }
+}
+
+/// Shared memory of plain_w4_mma_gemv_kernel.
+template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch>
+constexpr std::size_t plain_w4_mma_shared_bytes(std::uint32_t K) {
+  return std::size_t(BlockWarps) * Stages * (TileRows * Chunks * 512 + TileRows * Chunks / 2 * 64) +
+         std::size_t(Batch) * K * 2 + Chunks * 128 + std::size_t(Batch) * (K / 128) * 4;
+}
+
+/// The layout of plain_w4_mma_gemv_kernel from row-major codes (one per
+/// byte) and side words [row][K / 128]: codes as 16-byte lane records
+/// ((tile * K / 64 + chunk) * 32 + lane), side as uint2 {row g, row g + 8}
+/// per (tile, group, g). Needs M % 16 == 0, K % 128 == 0.
+inline void plain_w4_mma_layout(const std::uint8_t* q, const std::uint32_t* side_rm, std::uint32_t M, std::uint32_t K,
+                                std::vector<std::uint32_t>* codes, std::vector<std::uint32_t>* side) {
+  codes->assign(std::size_t(M) * K / 8, 0);
+  side->assign(std::size_t(M) * (K / 128), 0);
+  for (std::uint32_t T = 0; T < M / 16; ++T)
+    for (std::uint32_t s = 0; s < K / 16; ++s)
+      for (std::uint32_t l = 0; l < 32; ++l) {
+        const std::uint32_t g = l / 4, t = l % 4;
+        std::uint32_t word = 0;
+        for (std::uint32_t i = 0; i < 4; ++i)
+          for (std::uint32_t h = 0; h < 2; ++h) {
+            const std::size_t row = std::size_t(T) * 16 + g + 8 * (i & 1), col = 16 * s + 2 * t + 8 * (i >> 1) + h;
+            word |= std::uint32_t(q[row * K + col] & 15u) << (4 * i + 16 * h);
+          }
+        (*codes)[((std::size_t(T) * (K / 64) + s / 4) * 32 + l) * 4 + s % 4] = word;
+      }
+  for (std::uint32_t T = 0; T < M / 16; ++T)
+    for (std::uint32_t gr = 0; gr < K / 128; ++gr)
+      for (std::uint32_t g = 0; g < 8; ++g) {
+        const std::size_t o = ((std::size_t(T) * (K / 128) + gr) * 8 + g) * 2;
+        (*side)[o] = side_rm[(std::size_t(T) * 16 + g) * (K / 128) + gr];
+        (*side)[o + 1] = side_rm[(std::size_t(T) * 16 + g + 8) * (K / 128) + gr];
+      }
+}
 
 }  // namespace ecq_bench
 
