@@ -456,22 +456,25 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
 }
 
 /// The tensor-core plain 4-bit GEMV (plain_w4_mma_gemv_kernel) on `codes` / `side` in plain_w4_mma_layout.
-template <int Warps, int TileRows, int Chunks, int Stages, int Batch, bool Exact>
+/// Owned: blocks own whole row ranges and store y (no memset, no global atomics).
+template <int Warps, int TileRows, int Chunks, int Stages, int Batch, bool Exact, bool Owned = false, bool Bulk = false>
 void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_t>>& codes,
                    const std::vector<dbuf<std::uint32_t>>& side, const dbuf<std::uint16_t>& x, std::uint32_t M,
                    std::uint32_t K, const std::vector<double>& ref, double bytes) {
   if (K % (64 * Chunks) != 0 || M % (16 * TileRows) != 0) return;
-  auto kern = plain_w4_mma_gemv_kernel<Warps, TileRows, Chunks, Stages, Batch, Exact>;
-  const std::size_t smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch>(K);
+  auto kern = plain_w4_mma_gemv_kernel<Warps, TileRows, Chunks, Stages, Batch, Exact, Owned, Bulk>;
   int max_smem = 0;
   CK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  // blocks per SM from the shared memory of a one-block-per-SM grid, then the grid's own (owned rows shrink)
+  std::size_t smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch, Owned, Bulk>(M, K, g_sms);
   if (smem > std::size_t(max_smem)) return;  // this configuration does not fit K's activations
   const int bps = blocks_per_sm(kern, Warps * 32, smem);
   if (bps == 0) return;
-  dbuf<float> y(std::size_t(Batch) * M);
   const int grid = g_sms * bps;
+  smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch, Owned, Bulk>(M, K, grid);
+  dbuf<float> y(std::size_t(Batch) * M);
   auto launch = [&](int copy, cudaStream_t st) {
-    CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+    if (!Owned) CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
     kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(codes[copy].p),
                                          reinterpret_cast<const uint2*>(side[copy].p), x.p, M, K, y.p);
   };
@@ -484,8 +487,8 @@ void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_
   r.kernel = "plain w4 g128 mma";
   r.batch = Batch;
   char cfg[64];
-  std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
-                Exact ? " exact" : "");
+  std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s%s%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
+                Owned ? " own" : "", Bulk ? " tma" : "", Exact ? " exact" : "");
   r.config = cfg;
   r.err = rel_l2(download(y.p, y.n), ref);
   r.ok = r.err < 1e-4;
@@ -897,23 +900,45 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
             wmma.push_back(upload(mc));
             smma.push_back(upload(ms));
           }
+          // the read kernel on these codes (same copies, same rotation): what streaming this many bytes takes
+          if (!g_test && !g_profile) {
+            const std::size_t n16 = mc.size() / 4;
+            const int grid = g_sms * 8;
+            dbuf<std::uint32_t> sink(std::size_t(grid) * 256);
+            result_row r;
+            r.shape = shape;
+            r.kernel = "read kernel (w4 codes)";
+            r.batch = 1;
+            r.config = "8x256t grid-stride";
+            r.ok = true;
+            r.bytes = double(mc.size()) * 4;
+            r.weights = double(M) * K;
+            r.us = time_graph([&](int c, cudaStream_t st) {
+              read_kernel<<<grid, 256, 0, st>>>(reinterpret_cast<const uint4*>(wmma[c].p), n16, sink.p);
+            }, rc, 30.0);
+            record(r);
+          }
         }
         for (int b : batches) {
           if (!wmma.empty()) {
             if (b == 1) {
-              run_plain_mma<8, 1, 8, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<12, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<12, 1, 8, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              // 16 x 512 units, 16 warps, 3 slots: device run 1's fastest (memset + global atomics)
               run_plain_mma<16, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<12, 2, 4, 4, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<16, 1, 4, 6, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<8, 1, 8, 6, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<12, 1, 8, 4, 1, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<8, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);  // K = 14336
+              run_plain_mma<16, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 2, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 4, 5, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<8, 1, 4, 4, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<24, 1, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<32, 1, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 8, 3, 1, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<8, 1, 8, 6, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 4, 5, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);  // K 14336
             }
-            if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
-            if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
-            if (b == 8) run_plain_mma<8, 1, 8, 2, 8, false>(shape, wmma, smma, x, M, K, ref(ref_a, 8), rbytes);
+            if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
+            if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
+            if (b == 8) run_plain_mma<8, 1, 8, 2, 8, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 8), rbytes);
           }
           if (b != 1) continue;
           run_plain_rowmajor<8, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);

@@ -646,6 +646,33 @@ __device__ __forceinline__ void cp_async_8(void* smem, const void* gmem) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem) : "memory");
 }
 
+/// mbarrier and bulk-copy (TMA) helpers of plain_w4_mma_gemv_kernel.
+__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
+  return std::uint32_t(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(std::uint64_t* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(std::uint64_t* bar, std::uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, std::uint32_t bytes, std::uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+}
+/// Waits until the barrier's phase of parity `parity` has completed (acquire: the copies' bytes are visible).
+__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t parity) {
+  std::uint32_t done = 0;
+  do {
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(smem_addr(bar)), "r"(parity)
+                 : "memory");
+  } while (!done);
+}
+
 /// plain_w4_mma_gemv_kernel: y = W x for batch 1..8, W the affine 4-bit codes
 /// of plain_w4_rowmajor_gemv_kernel (group 128, bf16 scale | bias << 16 per
 /// row and group) in the layout of plain_w4_mma_layout (below): for 16-row
@@ -667,8 +694,15 @@ __device__ __forceinline__ void cp_async_8(void* smem, const void* gmem) {
 /// (cp.async, Stages - 1 units in flight), issued before the activations
 /// are staged so that the first loads overlap the staging. Row sums go out
 /// by one atomic per row and tile visit (y zeroed before the launch).
+/// BlockOwned: each block owns a contiguous range of whole row groups (its
+/// warps split the range's units), adds its warps' row sums in shared memory
+/// and stores its rows once at the end: no zeroing of y, no global atomics.
+/// Bulk: lane 0 fills a slot with one bulk copy (TMA, cp.async.bulk) per
+/// tile for the codes and one for the side words, completed on the slot's
+/// mbarrier, instead of 32 lanes' 16-byte cp.async.
 /// Needs M % (16 TileRows) == 0, K % (64 Chunks) == 0, Chunks even.
-template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch, bool Exact>
+template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch, bool Exact, bool BlockOwned = false,
+          bool Bulk = false>
 __global__ void __launch_bounds__(BlockWarps * 32, 1)
     plain_w4_mma_gemv_kernel(const uint4* codes, const uint2* side, const std::uint16_t* x, std::uint32_t M,
                              std::uint32_t K, float* y) {
@@ -677,15 +711,31 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   constexpr int slot_u4 = TileRows * Chunks * 32 + side_u2 / 2;  // codes, then side words
   extern __shared__ uint4 smem_u4[];
   const std::uint32_t lane = ecq::detail::lane_id(), warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  constexpr int bar_u4 = Bulk ? (BlockWarps * Stages * 8 + 15) / 16 : 0;  // one mbarrier per slot
   uint4* ring = smem_u4 + warp * (Stages * slot_u4);
-  uint2* xs = reinterpret_cast<uint2*>(smem_u4 + BlockWarps * Stages * slot_u4);  // [n][k-step][t]
+  std::uint64_t* bars = reinterpret_cast<std::uint64_t*>(smem_u4 + BlockWarps * Stages * slot_u4) + warp * Stages;
+  uint2* xs = reinterpret_cast<uint2*>(smem_u4 + BlockWarps * Stages * slot_u4 + bar_u4);  // [n][k-step][t]
   const std::uint32_t ksteps = K / 16, chunks_row = K / 64, groups_row = K / 128;
   uint2* zeros = xs + std::size_t(Batch) * ksteps * 4;  // Chunks * 4 k-steps x 4 lanes
   float* gsum = reinterpret_cast<float*>(zeros + Chunks * 16);  // [n][group]
   const std::uint32_t kparts = K / (64 * Chunks), units = M / (16 * TileRows) * kparts;
-  const std::uint32_t warps = gridDim.x * BlockWarps, w = blockIdx.x * BlockWarps + warp;
-  const std::uint32_t first = std::uint32_t(std::uint64_t(units) * w / warps);
-  const std::uint32_t last = std::uint32_t(std::uint64_t(units) * (w + 1) / warps);
+  float* ys = gsum + Batch * groups_row;  // BlockOwned: [n][row of the block]
+  std::uint32_t first, last, row_begin = 0, block_rows = 0;
+  if constexpr (BlockOwned) {
+    const std::uint32_t row_groups = M / (16 * TileRows);
+    const std::uint32_t g0 = std::uint32_t(std::uint64_t(row_groups) * blockIdx.x / gridDim.x);
+    const std::uint32_t g1 = std::uint32_t(std::uint64_t(row_groups) * (blockIdx.x + 1) / gridDim.x);
+    const std::uint32_t n = (g1 - g0) * kparts;
+    first = g0 * kparts + n * warp / BlockWarps;
+    last = g0 * kparts + n * (warp + 1) / BlockWarps;
+    row_begin = g0 * 16 * TileRows;
+    block_rows = (g1 - g0) * 16 * TileRows;
+    for (std::uint32_t i = threadIdx.x; i < Batch * block_rows; i += BlockWarps * 32) ys[i] = 0.0f;
+  } else {
+    const std::uint32_t warps = gridDim.x * BlockWarps, w = blockIdx.x * BlockWarps + warp;
+    first = std::uint32_t(std::uint64_t(units) * w / warps);
+    last = std::uint32_t(std::uint64_t(units) * (w + 1) / warps);
+  }
   // Unit u = (tile group u / kparts, K-part u % kparts); both cursors (the unit being issued and the one being
   // computed) advance without divisions.
   struct cursor {
@@ -700,8 +750,32 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   };
   cursor ic{first % kparts, first / kparts * TileRows, 0};
   std::uint32_t issued = first;
+  if constexpr (Bulk) {
+    if (lane == 0)
+      for (int i = 0; i < Stages; ++i) mbar_init(bars + i);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the barriers, as the copy engine sees them
+    __syncwarp();
+  }
   auto issue = [&]() {
-    if (issued < last) {
+    if (Bulk && issued < last) {
+      if (lane == 0) {
+        uint4* slot = ring + ic.slot * slot_u4;
+        const std::uint32_t c0 = ic.kp * Chunks;
+        std::uint64_t* bar = bars + ic.slot;
+        mbar_expect_tx(bar, TileRows * (Chunks * 512 + groups * 64));
+#pragma unroll
+        for (int tr = 0; tr < TileRows; ++tr) {
+          bulk_copy(slot + tr * Chunks * 32, codes + (std::size_t(ic.tile0 + tr) * chunks_row + c0) * 32,
+                    Chunks * 512, bar);
+          bulk_copy(slot + TileRows * Chunks * 32 + tr * groups * 4,
+                    side + (std::size_t(ic.tile0 + tr) * groups_row + c0 / 2) * 8, groups * 64, bar);
+        }
+      }
+      ic.next(kparts);
+      ++issued;
+      return;
+    }
+    if (!Bulk && issued < last) {
       uint4* slot = ring + ic.slot * slot_u4;
       const std::uint32_t c0 = ic.kp * Chunks;
 #pragma unroll
@@ -719,7 +793,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
       ic.next(kparts);
       ++issued;
     }
-    ecq::detail::cp_async_commit();  // one group per unit, empty past the end
+    if (!Bulk) ecq::detail::cp_async_commit();  // one group per unit, empty past the end
   };
   for (int i = 0; i < Stages - 1; ++i) issue();
   // Activations in fragment order: uint2 (n, s, t) = {x[16s + 2t], x[16s + 2t + 1], x[16s + 2t + 8], x[16s + 2t + 9]};
@@ -738,18 +812,23 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
     }
   for (std::uint32_t i = threadIdx.x; i < Chunks * 16; i += BlockWarps * 32) zeros[i] = make_uint2(0, 0);
   __syncthreads();
-  if (first >= last) return;
   const bool real = g < Batch;
   const uint2* xl = real ? xs + std::size_t(g) * ksteps * 4 + t : zeros + t;
   const std::uint32_t step_l = real ? Chunks * 16 : 0;  // uint2 per unit's k range, for lanes with a batch column
   const std::uint32_t n0 = 2 * t < Batch ? 2 * t : 0, n1 = 2 * t + 1 < Batch ? 2 * t + 1 : 0;
   float v[TileRows][4] = {};
   cursor cc_{first % kparts, first / kparts * TileRows, 0};
+  std::uint32_t phase = 0;  // Bulk: parity of the slots' current use, flipped when the slot index wraps
   for (std::uint32_t u = first; u < last; ++u) {
     __syncwarp();  // every lane is done with the slot that the next issue overwrites
     issue();
-    ecq::detail::cp_async_wait<Stages - 1>();
-    __syncwarp();  // side words copied by other lanes are visible
+    if constexpr (Bulk) {
+      mbar_wait(bars + cc_.slot, phase);
+      if (cc_.slot == Stages - 1) phase ^= 1u;
+    } else {
+      ecq::detail::cp_async_wait<Stages - 1>();
+      __syncwarp();  // side words copied by other lanes are visible
+    }
     const uint4* sc = ring + cc_.slot * slot_u4;
     const uint2* ss = reinterpret_cast<const uint2*>(sc + TileRows * Chunks * 32);
     const std::uint32_t kp = cc_.kp, tile0 = cc_.tile0;
@@ -805,26 +884,37 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
     if (u + 1 < last && cc_.kp != 0) continue;  // the next unit adds to the same rows
 #pragma unroll
     for (int tr = 0; tr < TileRows; ++tr) {
-      const std::uint32_t row = (tile0 + tr) * 16 + g;
+      // y (global, zeroed) or the block's rows (shared)
+      const std::uint32_t row = (tile0 + tr) * 16 + g - row_begin;
+      float* out = BlockOwned ? ys : y;
+      const std::uint32_t stride = BlockOwned ? block_rows : M;
       if (2 * t < Batch) {
-        atomicAdd(y + std::size_t(2 * t) * M + row, v[tr][0]);
-        atomicAdd(y + std::size_t(2 * t) * M + row + 8, v[tr][2]);
+        atomicAdd(out + std::size_t(2 * t) * stride + row, v[tr][0]);
+        atomicAdd(out + std::size_t(2 * t) * stride + row + 8, v[tr][2]);
       }
       if (2 * t + 1 < Batch) {
-        atomicAdd(y + std::size_t(2 * t + 1) * M + row, v[tr][1]);
-        atomicAdd(y + std::size_t(2 * t + 1) * M + row + 8, v[tr][3]);
+        atomicAdd(out + std::size_t(2 * t + 1) * stride + row, v[tr][1]);
+        atomicAdd(out + std::size_t(2 * t + 1) * stride + row + 8, v[tr][3]);
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i) v[tr][i] = 0.0f;
     }
   }
+  if constexpr (BlockOwned) {
+    __syncthreads();
+    for (std::uint32_t i = threadIdx.x; i < Batch * block_rows; i += BlockWarps * 32)
+      y[std::size_t(i / block_rows) * M + row_begin + i % block_rows] = ys[i];
+  }
 }
 
-/// Shared memory of plain_w4_mma_gemv_kernel.
-template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch>
-constexpr std::size_t plain_w4_mma_shared_bytes(std::uint32_t K) {
+/// Shared memory of plain_w4_mma_gemv_kernel for a grid of `grid` blocks.
+template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch, bool BlockOwned, bool Bulk>
+constexpr std::size_t plain_w4_mma_shared_bytes(std::uint32_t M, std::uint32_t K, std::uint32_t grid) {
+  const std::size_t row_groups = M / (16 * TileRows), owned_rows = (row_groups + grid - 1) / grid * 16 * TileRows;
   return std::size_t(BlockWarps) * Stages * (TileRows * Chunks * 512 + TileRows * Chunks / 2 * 64) +
-         std::size_t(Batch) * K * 2 + Chunks * 128 + std::size_t(Batch) * (K / 128) * 4;
+         (Bulk ? (std::size_t(BlockWarps) * Stages * 8 + 15) / 16 * 16 : 0) +
+         std::size_t(Batch) * K * 2 + Chunks * 128 + std::size_t(Batch) * (K / 128) * 4 +
+         (BlockOwned ? std::size_t(Batch) * owned_rows * 4 : 0);
 }
 
 /// The layout of plain_w4_mma_gemv_kernel from row-major codes (one per

@@ -83,16 +83,14 @@ struct row_stage64 {
 };
 
 /// Scheme 9 -> nibbles. A block of 8 rounds is 32 codes = 16 bytes of a
-/// lane's row; 4 blocks fill a 64-byte stage row. RawDepth: raw blocks in
-/// flight (raw_pipeline's Depth).
-template <int RawDepth = 1>
+/// lane's row; 4 blocks fill a 64-byte stage row.
 struct code_store_sink {
   static constexpr int rounds = 8;
   static constexpr std::uint32_t blocks_per_flush = row_stage64::row_bytes / 16;
   using TempStorage = row_stage64::TempStorage;
   const device_tensor_view& t;
   std::uint8_t* out;
-  raw_pipeline<2, rounds, 1, device_tensor_view, 32, RawDepth> raw;
+  raw_pipeline<2, rounds, 1, device_tensor_view> raw;
   row_stage64 stage;
   std::uint8_t* seg_out = nullptr;
   std::uint32_t valid = 0;
@@ -132,15 +130,14 @@ struct code_store_sink {
 };
 
 /// Scheme 8 -> bf16. A block of 8 rounds is 16 weights = 32 bytes of a
-/// lane's row; 2 blocks fill a 64-byte stage row. RawDepth as above.
-template <int RawDepth = 1>
+/// lane's row; 2 blocks fill a 64-byte stage row.
 struct bf16_store_sink {
   static constexpr int rounds = 8;
   static constexpr std::uint32_t blocks_per_flush = row_stage64::row_bytes / 32;
   using TempStorage = row_stage64::TempStorage;
   const device_tensor_view& t;
   std::uint16_t* out;
-  raw_pipeline<4, rounds, 1, device_tensor_view, 32, RawDepth> raw;
+  raw_pipeline<4, rounds, 1, device_tensor_view> raw;
   row_stage64 stage;
   std::uint16_t* seg_out = nullptr;
   std::uint32_t valid = 0;
@@ -268,7 +265,7 @@ status dispatch_decode(const device_tensor_view& v, const std::uint32_t* table, 
 ///         9 or has K split; status::device_error if the launch failed.
 inline status decode_codes(const device_tensor_view& v, std::uint8_t* out, std::uint32_t* flags, cudaStream_t stream) {
   if (v.scheme_id != gpu_layout::affine4_scheme) return status::invalid_argument;
-  return detail::dispatch_decode<detail::code_store_sink<>>(v, v.code_table, out, flags, stream);
+  return detail::dispatch_decode<detail::code_store_sink>(v, v.code_table, out, flags, stream);
 }
 
 /// Queues the decode of a scheme 8 tensor into its bf16 bit patterns on
@@ -276,7 +273,7 @@ inline status decode_codes(const device_tensor_view& v, std::uint8_t* out, std::
 /// @return as decode_codes, for scheme 8.
 inline status decode_bf16(const device_tensor_view& v, std::uint16_t* out, std::uint32_t* flags, cudaStream_t stream) {
   if (v.scheme_id != gpu_layout::bf16_pairs_scheme) return status::invalid_argument;
-  return detail::dispatch_decode<detail::bf16_store_sink<>>(v, v.table, out, flags, stream);
+  return detail::dispatch_decode<detail::bf16_store_sink>(v, v.table, out, flags, stream);
 }
 
 /// Waits for `stream` and reads the flags word of earlier decodes.

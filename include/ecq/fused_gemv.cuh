@@ -104,19 +104,15 @@ ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t float_to_bf16_bits_exact(float f) {
 }  // namespace detail
 
 /// Software pipeline of a lane's raw units: while block n is decoded, the
-/// units of blocks n + 1 .. n + Depth (possibly the next items' first) are in
-/// flight.
+/// units of block n + 1 (possibly the next item's first) are in flight.
 /// Stream `item * Ways + way` of the Tiles functor (see the file comment);
 /// UnitWords words per row and unit, 8 rounds per unit, TileRows rows per
 /// unit (32 or 64); the lane reads row lane + row_offset. Rounds per block is
 /// a multiple of 8 (whole units) or 4 (each block takes half a unit: rounds
 /// 0-3 of a unit are its first UnitWords / 2 words, in the same bit places).
-/// Depth blocks are loaded ahead (their words stay in registers); the loads
-/// are the same ones at any depth, only issued earlier.
-template <int UnitWords, int Rounds, int Ways, class Tiles, int TileRows = 32, int Depth = 1>
+template <int UnitWords, int Rounds, int Ways, class Tiles, int TileRows = 32>
 class raw_pipeline {
   static_assert(UnitWords == 2 || UnitWords == 4, "raw units are 8 or 16 bytes per lane");
-  static_assert(Depth >= 1 && Depth <= 4, "1 to 4 blocks in flight");
   static_assert(Rounds % 8 == 0 || Rounds == 4, "a block holds whole 8-round units or half of one");
 
  public:
@@ -131,21 +127,14 @@ class raw_pipeline {
       : tiles_(&tiles), way_(way), row_offset_(row_offset), last_(last), item_(first) {
     if (first < last) {
       start_item();
-      ECQ_PRAGMA_UNROLL
-      for (int d = 0; d < Depth; ++d)
-        if (item_ < last_) load(d);
+      load();
     }
   }
-  /// Makes the next block's units current and starts loading the one Depth
-  /// blocks after it.
+  /// Makes the next block's units current and starts loading the one after.
   ECQ_DEVICE ECQ_FORCEINLINE void advance() {
     ECQ_PRAGMA_UNROLL
-    for (int i = 0; i < block_words; ++i) words[i] = next_[0][i];
-    ECQ_PRAGMA_UNROLL
-    for (int d = 0; d + 1 < Depth; ++d)
-      ECQ_PRAGMA_UNROLL
-      for (int i = 0; i < block_words; ++i) next_[d][i] = next_[d + 1][i];
-    if (item_ < last_) load(Depth - 1);
+    for (int i = 0; i < block_words; ++i) words[i] = next_[i];
+    if (item_ < last_) load();
   }
   /// The current block's raw words of this lane, unit after unit.
   std::uint32_t words[block_words];
@@ -158,15 +147,14 @@ class raw_pipeline {
     blocks_left_ = (*tiles_)(s).rounds / std::uint32_t(Rounds);
     second_half_ = false;
   }
-  ECQ_DEVICE ECQ_FORCEINLINE void load(int d) {
-    std::uint32_t* next = next_[d];
+  ECQ_DEVICE ECQ_FORCEINLINE void load() {
     if constexpr (half_units) {
       if constexpr (UnitWords == 4) {
         const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_));
-        next[0] = v.x;
-        next[1] = v.y;
+        next_[0] = v.x;
+        next_[1] = v.y;
       } else {
-        next[0] = detail::load_streaming1(ptr_);
+        next_[0] = detail::load_streaming1(ptr_);
       }
       // Second half of this unit next, then the first half of the next one.
       ptr_ += second_half_ ? TileRows * UnitWords - UnitWords / 2 : UnitWords / 2;
@@ -176,14 +164,14 @@ class raw_pipeline {
       for (int u = 0; u < units; ++u) {
         if constexpr (UnitWords == 4) {
           const uint4 v = detail::load_streaming(reinterpret_cast<const uint4*>(ptr_ + u * TileRows * UnitWords));
-          next[4 * u] = v.x;
-          next[4 * u + 1] = v.y;
-          next[4 * u + 2] = v.z;
-          next[4 * u + 3] = v.w;
+          next_[4 * u] = v.x;
+          next_[4 * u + 1] = v.y;
+          next_[4 * u + 2] = v.z;
+          next_[4 * u + 3] = v.w;
         } else {
           const uint2 v = detail::load_streaming2(reinterpret_cast<const uint2*>(ptr_ + u * TileRows * UnitWords));
-          next[2 * u] = v.x;
-          next[2 * u + 1] = v.y;
+          next_[2 * u] = v.x;
+          next_[2 * u + 1] = v.y;
         }
       }
       ptr_ += units * TileRows * UnitWords;
@@ -195,7 +183,7 @@ class raw_pipeline {
   const std::uint32_t* ptr_ = nullptr;
   std::uint32_t way_ = 0, row_offset_ = 0, last_ = 0, item_ = 0, blocks_left_ = 0;
   bool second_half_ = false;  // half units: the next load is a unit's second half
-  std::uint32_t next_[Depth][block_words];
+  std::uint32_t next_[block_words];
 };
 
 /// The per-warp sink that block_decoder drives (see the file comment). Work
