@@ -66,8 +66,11 @@ namespace {
 bool g_test = false;
 bool g_profile = false;  // one launch of the main kernels, no graphs (for ncu)
 bool g_cublas = true;
-bool g_timeline = false;
-bool g_plain_only = false;  // --plain: cuBLAS and the plain 4-bit kernels only (no fused, no decode)  // --timeline: per-warp start/end of one launch of each fused configuration
+bool g_timeline = false;  // --timeline: per-warp start/end of one launch of each fused configuration
+bool g_plain_only = false;  // --plain: cuBLAS and the plain 4-bit kernels only (no fused, no decode)
+// --zero-copy: the weights (streams, raw and side words, codes, bf16 W) in mapped pinned host memory, read by the
+// kernels over PCIe; 28672 x 8192, batch 1, one configuration per kernel (issue #13's "where it pays" check)
+bool g_zero_copy = false;
 int g_failures = 0;
 int g_sms = 0;
 std::string g_json;
@@ -77,25 +80,39 @@ struct dbuf {
   T* p = nullptr;
   std::size_t n = 0;
   dbuf() = default;
-  explicit dbuf(std::size_t count) : n(count) { CK(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T))); }
+  bool host = false;  // mapped pinned host memory (the pointer is valid on the device too)
+  explicit dbuf(std::size_t count, bool on_host = false) : n(count), host(on_host) {
+    const std::size_t b = std::max<std::size_t>(1, n) * sizeof(T);
+    if (host)
+      CK(cudaHostAlloc(&p, b, cudaHostAllocMapped | cudaHostAllocPortable));
+    else
+      CK(cudaMalloc(&p, b));
+  }
   dbuf(const dbuf&) = delete;
   dbuf& operator=(const dbuf&) = delete;
-  dbuf(dbuf&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr; }
+  dbuf(dbuf&& o) noexcept : p(o.p), n(o.n), host(o.host) { o.p = nullptr; }
   dbuf& operator=(dbuf&& o) noexcept {
     std::swap(p, o.p);
     std::swap(n, o.n);
+    std::swap(host, o.host);
     return *this;
   }
   ~dbuf() {
-    if (p) cudaFree(p);
+    if (p && host) cudaFreeHost(p);
+    if (p && !host) cudaFree(p);
   }
   std::size_t bytes() const { return n * sizeof(T); }
 };
 template <class T>
-dbuf<T> upload(const std::vector<T>& v) {
-  dbuf<T> d(v.size());
-  if (!v.empty()) CK(cudaMemcpy(d.p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+dbuf<T> upload(const std::vector<T>& v, bool on_host = false) {
+  dbuf<T> d(v.size(), on_host);
+  if (!v.empty()) CK(cudaMemcpy(d.p, v.data(), v.size() * sizeof(T), cudaMemcpyDefault));
   return d;
+}
+/// Weights: device memory, or mapped host memory with --zero-copy.
+template <class T>
+dbuf<T> upload_weights(const std::vector<T>& v) {
+  return upload(v, g_zero_copy);
 }
 template <class T>
 std::vector<T> download(const T* p, std::size_t n) {
@@ -129,6 +146,7 @@ double time_graph(const std::function<void(int, cudaStream_t)>& launch, int copi
   for (int i = 0; i < copies; ++i) launch(i, st);  // warm-up: module load, first touch
   CK(cudaStreamSynchronize(st));
   CK(cudaGetLastError());
+  if (g_zero_copy) est_us *= 60;  // PCIe instead of HBM
   int per_graph = int(std::max(2.0, std::min(400.0, 3000.0 / std::max(est_us, 1.0))));
   per_graph = (per_graph + copies - 1) / copies * copies;
   cudaGraph_t graph;
@@ -258,9 +276,9 @@ device_tiles make_device_tiles(const encoded_streams& s, const tile_layout& L, c
   d.offset = upload(s.offset);
   d.count = upload(s.count);
   for (int c = 0; c < copies; ++c) {
-    d.words.push_back(upload(s.words));
-    d.raw.push_back(upload(raw));
-    if (side) d.side.push_back(upload(*side));
+    d.words.push_back(upload_weights(s.words));
+    d.raw.push_back(upload_weights(raw));
+    if (side) d.side.push_back(upload_weights(*side));
   }
   d.bytes = double(s.words.size()) * 2 + double(raw.size()) * 4 + (side ? double(side->size()) * 4 : 0.0);
   return d;
@@ -668,7 +686,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     std::vector<std::uint32_t> table;
   };
   std::vector<bf16_variant> bf16_variants;
-  if (M % 64 == 0 && !g_plain_only) {
+  if (M % 64 == 0 && !g_plain_only && !g_zero_copy) {
     tile_layout L = Lb;
     L.tile_rows = 64;
     bf16_variant v;
@@ -725,7 +743,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   {
     std::vector<dbuf<std::uint16_t>> w;
     const int copies = g_test ? 1 : copies_for(wbytes_b);
-    for (int c = 0; c < copies; ++c) w.push_back(upload(wb));
+    for (int c = 0; c < copies; ++c) w.push_back(upload_weights(wb));
     if (g_cublas)
       for (int b : batches) run_cublas(shape, h, w, xh, M, K, b, ref(ref_b, b));
   }
@@ -763,7 +781,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         const dbuf<std::uint32_t>& tv = tables[v];
         const std::string name = "fused bf16" + fused_tags[v];
         for (int b : batches) {
-          if (b == 1) {
+          if (b == 1 && g_zero_copy) run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+          if (b == 1 && !g_zero_copy) {
             run_fused<ca, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cc, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
@@ -808,8 +827,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         time_decode<C>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2, double(n),
                        copies, bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      decode_bf16(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
-      decode_bf16(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
+      if (!g_zero_copy) {
+        decode_bf16(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
+        decode_bf16(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
+      }
     }
   }
 
@@ -844,7 +865,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using ad = ecq::affine4_quad_dequant<128>;
       for (int b : batches) {
         if (g_plain_only) break;
-        if (b == 1) {
+        if (b == 1 && g_zero_copy) run_fused<cb, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
+        if (b == 1 && !g_zero_copy) {
           run_fused<ca, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cb, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
           run_fused<cc, ad, 1>(shape, "fused w4 g128" + tag, dt, table, x, M, K, ref(ref_a, 1), tb);
@@ -870,6 +892,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         const double pbytes = double(at.plain.size() + at.side.size()) * 4;
         const std::uint32_t pu4 = at.plain_words_per_item / 4;
         for (int b : batches) {
+          if (g_zero_copy) break;
           if (b == 1) run_plain<1>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 1), pbytes);
           if (b == 2) run_plain<2>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 2), pbytes);
           if (b == 4) run_plain<4>(shape, dt, plain, side, pu4, x, M, K, ref(ref_a, 4), pbytes);
@@ -888,8 +911,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         std::vector<dbuf<std::uint8_t>> wrm;
         std::vector<dbuf<std::uint32_t>> srm;
         for (int c = 0; c < rc; ++c) {
-          wrm.push_back(upload(packed));
-          srm.push_back(upload(side_rm));
+          wrm.push_back(upload_weights(packed));
+          srm.push_back(upload_weights(side_rm));
         }
         // the tensor-core layout (plain_w4_mma_layout): same bytes, offline-permuted
         std::vector<dbuf<std::uint32_t>> wmma, smma;
@@ -897,8 +920,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           std::vector<std::uint32_t> mc, ms;
           plain_w4_mma_layout(at.codes.data(), side_rm.data(), M, K, &mc, &ms);
           for (int c = 0; c < rc; ++c) {
-            wmma.push_back(upload(mc));
-            smma.push_back(upload(ms));
+            wmma.push_back(upload_weights(mc));
+            smma.push_back(upload_weights(ms));
           }
           // the read kernel on these codes (same copies, same rotation): what streaming this many bytes takes
           if (!g_test && !g_profile) {
@@ -909,7 +932,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
             r.shape = shape;
             r.kernel = "read kernel (w4 codes)";
             r.batch = 1;
-            r.config = "8x256t grid-stride";
+            r.config = g_zero_copy ? "8x256t grid-stride, host" : "8x256t grid-stride";
             r.ok = true;
             r.bytes = double(mc.size()) * 4;
             r.weights = double(M) * K;
@@ -921,26 +944,30 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         }
         for (int b : batches) {
           if (!wmma.empty()) {
-            if (b == 1) {
-              // 16 x 512 units, 16 warps, 3 slots: device run 1's fastest (memset + global atomics)
+            if (b == 1 && g_zero_copy)  // cp.async slots (plain loads over PCIe), block-owned rows
+              run_plain_mma<16, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+            if (b == 1 && !g_zero_copy) {
+              // 16 x 512 units, 16 warps, 3 slots: device run 1's fastest (memset + global atomics), then the
+              // block-owned rows (no memset) with cp.async or bulk copies (TMA) and other shapes of the same
               run_plain_mma<16, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<16, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<16, 2, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<16, 1, 4, 5, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<8, 1, 4, 4, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<24, 1, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<32, 1, 4, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<16, 1, 8, 3, 1, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<16, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<8, 1, 8, 6, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<16, 1, 4, 5, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
-              run_plain_mma<12, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);  // K 14336
+              run_plain_mma<16, 2, 4, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 4, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<24, 1, 4, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<32, 1, 4, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<16, 1, 8, 3, 1, true, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              run_plain_mma<12, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
             }
-            if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
-            if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
-            if (b == 8) run_plain_mma<8, 1, 8, 2, 8, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 8), rbytes);
+            if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
+            if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
+            if (b == 8) run_plain_mma<8, 1, 8, 2, 8, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 8), rbytes);
           }
           if (b != 1) continue;
+          if (g_zero_copy) {
+            run_plain_rowmajor<16, 2>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
+            continue;
+          }
           run_plain_rowmajor<8, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
           run_plain_rowmajor<16, 1>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
           run_plain_rowmajor<8, 2>(shape, wrm, srm, x, M, K, ref(ref_a, 1), rbytes);
@@ -977,7 +1004,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
                        double(as.stream_bytes()) + double(at.raw.size()) * 4 + tb + double(n) / 2, double(n), copies,
                        bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      if (at.layout.tile_rows == 32 && !g_plain_only) {  // the decode sinks store 32-row tiles
+      if (at.layout.tile_rows == 32 && !g_plain_only && !g_zero_copy) {  // the decode sinks store 32-row tiles
         decode_codes(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
         decode_codes(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
       }
@@ -985,7 +1012,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   }
   };
   affine_pass(at, as, true, "");
-  if (M % 64 == 0 && !g_plain_only) {  // the same codes in 64-row tiles, for the decoders with two states per lane
+  if (M % 64 == 0 && !g_plain_only && !g_zero_copy) {  // the same codes in 64-row tiles, for the decoders with two states per lane
     affine4_tensor at64 = at;
     at64.layout.tile_rows = 64;
     at64.layout.chunk_cols = 128;  // as many items as 32 x 256 tiles: the same tail when warps finish
@@ -993,7 +1020,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     encoded_streams as64;
     if (encode_items(at64.layout, at64.symbols, 256, &as64)) affine_pass(at64, as64, false, " c128");
   }
-  if (K >= 8192 && !g_test && !g_plain_only) {
+  if (K >= 8192 && !g_test && !g_plain_only && !g_zero_copy) {
     affine4_tensor at512;
     encoded_streams as512;
     at512 = at;
@@ -1034,6 +1061,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--no-cublas")) g_cublas = false;
     if (!std::strcmp(argv[i], "--timeline")) g_timeline = true;
     if (!std::strcmp(argv[i], "--plain")) g_plain_only = true;
+    if (!std::strcmp(argv[i], "--zero-copy")) g_zero_copy = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) g_json = argv[++i];
   }
   cudaDeviceProp p;
@@ -1056,7 +1084,7 @@ int main(int argc, char** argv) {
   if (g_test) {
     run_shape(64, 1024, {1, 2, 8}, h);
     run_shape(96, 2048, {1, 4}, h);
-  } else if (g_profile) {
+  } else if (g_profile || g_zero_copy) {
     run_shape(28672, 8192, {1}, h);
   } else if (quick) {
     run_shape(28672, 8192, {1, 2, 4, 8}, h);

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ecq/device_decode.cuh>
@@ -276,8 +277,19 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
 
-  // decode bf16
-  {
+  // decode bf16: the public call, then the same decoder with the store-instruction row stage (the library's
+  // detail::row_stage64, its default before the bulk-copy stage), timed in the same run
+  using bf16_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint16_t*, std::uint32_t*, cudaStream_t)>;
+  const std::vector<std::pair<std::string, bf16_fn>> bf16_variants = {
+      {"decode_bf16 (bit-exact)", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
+                                     cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
+      {"decode_bf16, store stage", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
+                                      cudaStream_t s) {
+         using sink = ecq::detail::bf16_store_sink<ecq::detail::row_stage64>;
+         return ecq::detail::dispatch_decode<sink>(v, v.table, o, f, s);
+       }},
+  };
+  for (const auto& [what, fn] : bf16_variants) {
     std::uint16_t* out = nullptr;
     std::uint32_t* flags = nullptr;
     CK(cudaMalloc(&out, n * 2));
@@ -285,8 +297,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaMemset(out, 0xff, n * 2));
     CK(cudaMemset(flags, 0, 4));
     row r;
-    r.what = "decode_bf16 (bit-exact)";
-    r.ok = ecq::decode_bf16(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+    r.what = what;
+    r.ok = fn(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
            ecq::read_decode_flags(flags, 0) == ecq::status::ok;
     std::vector<std::uint16_t> back(n);
     CK(cudaMemcpy(back.data(), out, n * 2, cudaMemcpyDeviceToHost));
@@ -296,8 +308,7 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     r.weights = double(n);
     r.bytes = double(lb.file_bytes) + double(n) * 2;
     if (!g_test && !g_profile)
-      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_bf16(lb.copies[c].view(), out, flags, s); }, copies,
-                        20);
+      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(lb.copies[c].view(), out, flags, s); }, copies, 20);
     char note[96];
     std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
                   r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
@@ -306,10 +317,20 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaFree(out));
     CK(cudaFree(flags));
   }
-  // decode 4-bit codes
-  {
-    std::vector<std::uint8_t> want(n / 2);
-    for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
+  // decode 4-bit codes, likewise
+  using codes_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint8_t*, std::uint32_t*, cudaStream_t)>;
+  const std::vector<std::pair<std::string, codes_fn>> codes_variants = {
+      {"decode_codes (exact)", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
+                                  cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }},
+      {"decode_codes, store stage", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
+                                       cudaStream_t s) {
+         using sink = ecq::detail::code_store_sink<ecq::detail::row_stage64>;
+         return ecq::detail::dispatch_decode<sink>(v, v.code_table, o, f, s);
+       }},
+  };
+  std::vector<std::uint8_t> want(n / 2);
+  for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
+  for (const auto& [what, fn] : codes_variants) {
     std::uint8_t* out = nullptr;
     std::uint32_t* flags = nullptr;
     CK(cudaMalloc(&out, n / 2));
@@ -317,8 +338,8 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     CK(cudaMemset(out, 0xff, n / 2));
     CK(cudaMemset(flags, 0, 4));
     row r;
-    r.what = "decode_codes (exact)";
-    r.ok = ecq::decode_codes(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
+    r.what = what;
+    r.ok = fn(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
            ecq::read_decode_flags(flags, 0) == ecq::status::ok;
     std::vector<std::uint8_t> back(n / 2);
     CK(cudaMemcpy(back.data(), out, n / 2, cudaMemcpyDeviceToHost));
@@ -328,8 +349,7 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
     r.weights = double(n);
     r.bytes = double(la.file_bytes) + double(n) / 2;
     if (!g_test && !g_profile)
-      r.us = time_graph([&](int c, cudaStream_t s) { ecq::decode_codes(la.copies[c].view(), out, flags, s); }, copies,
-                        40);
+      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(la.copies[c].view(), out, flags, s); }, copies, 40);
     char note[64];
     std::snprintf(note, sizeof note, "%zu wrong", bad);
     r.note = note;

@@ -681,7 +681,7 @@ __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t pari
 /// fragment: nibble 4i + h (i = 0..3 = fragment register, h = 0, 1 = its
 /// half) = W[16T + g + 8 (i & 1)][16s + 2t + 8 (i >> 1) + h]. Dequantisation
 /// is then a_i = ((w >> 4i) & 0x000F000F) | 0x43004300 = the bf16x2 of
-/// 128 + q (3 SHF + 4 LOP3 per 8 codes), one HMMA per 8 codes of a lane.
+/// 128 + q (3 IMAD.HI + 4 LOP3 per 8 codes), one HMMA per 8 codes of a lane.
 /// Activations are the B fragment (column n = batch), staged once per block
 /// in shared memory as bf16 in fragment order; one LDS.64 per k-step serves
 /// the unit's TileRows tiles; lanes of absent batch columns read zeros.
@@ -816,6 +816,10 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   const uint2* xl = real ? xs + std::size_t(g) * ksteps * 4 + t : zeros + t;
   const std::uint32_t step_l = real ? Chunks * 16 : 0;  // uint2 per unit's k range, for lanes with a batch column
   const std::uint32_t n0 = 2 * t < Batch ? 2 * t : 0, n1 = 2 * t + 1 < Batch ? 2 * t + 1 : 0;
+  // The dequantisation constants, kept in registers: opaque to the compiler so that it does not fold them back
+  // into immediates.
+  std::uint32_t mask = 0x000F000Fu, magic = 0x43004300u;
+  asm volatile("" : "+r"(mask), "+r"(magic));
   float v[TileRows][4] = {};
   cursor cc_{first % kparts, first / kparts * TileRows, 0};
   std::uint32_t phase = 0;  // Bulk: parity of the slots' current use, flipped when the slot index wraps
@@ -856,8 +860,11 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
             std::uint32_t a[4];
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-              a[i] = ((wj >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
-              if constexpr (Exact) asm("sub.rn.bf16x2 %0, %0, %1;\n" : "+r"(a[i]) : "r"(0x43004300u));
+              // w >> 4i as IMAD.HI (FMA pipe), then one LOP3 (w & mask) | magic with both constants in registers
+              // (as C++, ptxas splits it into two LOP3 with one immediate each: device run 2's SASS)
+              const std::uint32_t sh = i == 0 ? wj : __umulhi(wj, 1u << (32 - 4 * i));
+              asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(a[i]) : "r"(sh), "r"(mask), "r"(magic));
+              if constexpr (Exact) asm("sub.rn.bf16x2 %0, %0, %1;\n" : "+r"(a[i]) : "r"(magic));
             }
             asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                 "{%0,%1,%2,%3};\n"
