@@ -393,6 +393,28 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
   }
 }
 
+/// One result row of a plain GEMV: a first launch onto a poisoned y, the check against the float64 reference,
+/// then (unless --test or --profile) the timing over `copies` rotating weight copies.
+void record_plain(const std::string& shape, const char* kernel, int batch, const char* config, const dbuf<float>& y,
+                  const std::vector<double>& ref, double bytes, std::uint32_t M, std::uint32_t K,
+                  const std::function<void(int, cudaStream_t)>& launch, int copies, double est_us) {
+  CK(cudaMemset(y.p, 0xff, y.bytes()));
+  launch(0, 0);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  result_row r;
+  r.shape = shape;
+  r.kernel = kernel;
+  r.batch = batch;
+  r.config = config;
+  r.err = rel_l2(download(y.p, y.n), ref);
+  r.ok = r.err < 1e-4;
+  r.bytes = bytes;
+  r.weights = double(M) * K;
+  if (!g_test && !g_profile) r.us = time_graph(launch, copies, est_us);
+  record(r);
+}
+
 template <int Batch>
 void run_plain(const std::string& shape, const device_tiles& dt, const std::vector<dbuf<std::uint32_t>>& plain,
                const std::vector<dbuf<std::uint32_t>>& side, std::uint32_t plain_u4, const dbuf<std::uint16_t>& x,
@@ -415,23 +437,9 @@ void run_plain(const std::string& shape, const device_tiles& dt, const std::vect
       kern<<<grid, kWarps * 32, smem, st>>>(v, reinterpret_cast<const uint4*>(plain[copy].p), plain_u4, x.p, K, parts,
                                             y.p, M);
     };
-    CK(cudaMemset(y.p, 0xff, y.bytes()));
-    launch(0, 0);
-    CK(cudaDeviceSynchronize());
-    CK(cudaGetLastError());
-    result_row r;
-    r.shape = shape;
-    r.kernel = "plain w4 g128";
-    r.batch = Batch;
     char cfg[64];
     std::snprintf(cfg, sizeof cfg, "%dx%dw p%u", bps, kWarps, parts);
-    r.config = cfg;
-    r.err = rel_l2(download(y.p, y.n), ref);
-    r.ok = r.err < 1e-4;
-    r.bytes = bytes;
-    r.weights = double(M) * K;
-    if (!g_test && !g_profile) r.us = time_graph(launch, int(plain.size()), 50.0);
-    record(r);
+    record_plain(shape, "plain w4 g128", Batch, cfg, y, ref, bytes, M, K, launch, int(plain.size()), 50.0);
     if (g_profile) break;
   }
 }
@@ -452,23 +460,9 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
       CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
       kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(w[copy].p), side[copy].p, x.p, M, K, y.p);
     };
-    CK(cudaMemset(y.p, 0xff, y.bytes()));
-    launch(0, 0);
-    CK(cudaDeviceSynchronize());
-    CK(cudaGetLastError());
-    result_row r;
-    r.shape = shape;
-    r.kernel = "plain w4 g128 row-major";
-    r.batch = 1;
     char cfg[64];
     std::snprintf(cfg, sizeof cfg, "%dx%dw u%d prmt+ffma", bps, Warps, 1024 * Slabs);
-    r.config = cfg;
-    r.err = rel_l2(download(y.p, y.n), ref);
-    r.ok = r.err < 1e-4;
-    r.bytes = bytes;
-    r.weights = double(M) * K;
-    if (!g_test && !g_profile) r.us = time_graph(launch, int(w.size()), 40.0);
-    record(r);
+    record_plain(shape, "plain w4 g128 row-major", 1, cfg, y, ref, bytes, M, K, launch, int(w.size()), 40.0);
     if (g_test || g_profile) break;
   }
 }
@@ -496,24 +490,10 @@ void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_
     kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(codes[copy].p),
                                          reinterpret_cast<const uint2*>(side[copy].p), x.p, M, K, y.p);
   };
-  CK(cudaMemset(y.p, 0xff, y.bytes()));
-  launch(0, 0);
-  CK(cudaDeviceSynchronize());
-  CK(cudaGetLastError());
-  result_row r;
-  r.shape = shape;
-  r.kernel = "plain w4 g128 mma";
-  r.batch = Batch;
   char cfg[64];
   std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s%s%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
                 Owned ? " own" : "", Bulk ? " tma" : "", Exact ? " exact" : "");
-  r.config = cfg;
-  r.err = rel_l2(download(y.p, y.n), ref);
-  r.ok = r.err < 1e-4;
-  r.bytes = bytes;
-  r.weights = double(M) * K;
-  if (!g_test && !g_profile) r.us = time_graph(launch, int(codes.size()), 35.0);
-  record(r);
+  record_plain(shape, "plain w4 g128 mma", Batch, cfg, y, ref, bytes, M, K, launch, int(codes.size()), 35.0);
 }
 
 void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,

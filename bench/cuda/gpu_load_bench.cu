@@ -176,6 +176,47 @@ bool read_whole(const std::string& path, std::vector<std::uint8_t>* out) {
   return ok;
 }
 
+using view = ecq::device_tensor_view;
+template <class Out>
+using decode_fn = std::function<ecq::status(const view&, Out*, std::uint32_t*, cudaStream_t)>;
+
+/// Each variant: one checked decode of copy 0 (every element against `want`), then the timing over the loaded
+/// copies; bytes = the file's tensor bytes + `out_bytes`, `weights` per decode.
+template <class Out>
+void time_decodes(const std::vector<std::pair<std::string, decode_fn<Out>>>& variants, const loaded& l,
+                  const std::vector<Out>& want, double weights, double out_bytes, int per_graph,
+                  double copy_kernel_gbs) {
+  const std::size_t n = want.size();
+  for (const auto& [what, fn] : variants) {
+    Out* out = nullptr;
+    std::uint32_t* flags = nullptr;
+    CK(cudaMalloc(&out, n * sizeof(Out)));
+    CK(cudaMalloc(&flags, 4));
+    CK(cudaMemset(out, 0xff, n * sizeof(Out)));
+    CK(cudaMemset(flags, 0, 4));
+    row r;
+    r.what = what;
+    r.ok = fn(l.copies[0].view(), out, flags, 0) == ecq::status::ok && ecq::read_decode_flags(flags, 0) == ecq::status::ok;
+    std::vector<Out> back(n);
+    CK(cudaMemcpy(back.data(), out, n * sizeof(Out), cudaMemcpyDeviceToHost));
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad += back[i] != want[i];
+    r.ok = r.ok && bad == 0;
+    r.weights = weights;
+    r.bytes = double(l.file_bytes) + out_bytes;
+    if (!g_test && !g_profile)
+      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(l.copies[c].view(), out, flags, s); },
+                        int(l.copies.size()), per_graph);
+    char note[96];
+    std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
+                  r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
+    r.note = note;
+    record(r);
+    CK(cudaFree(out));
+    CK(cudaFree(flags));
+  }
+}
+
 void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources& src) {
   const std::size_t n = std::size_t(M) * K;
   std::printf("shape %ux%u\n", M, K);
@@ -277,86 +318,27 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
 
-  // decode bf16: the public call, then the same decoder with the store-instruction row stage (the library's
-  // detail::row_stage64, its default before the bulk-copy stage), timed in the same run
-  using bf16_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint16_t*, std::uint32_t*, cudaStream_t)>;
-  const std::vector<std::pair<std::string, bf16_fn>> bf16_variants = {
-      {"decode_bf16 (bit-exact)", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
-                                     cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
-      {"decode_bf16, store stage", [](const ecq::device_tensor_view& v, std::uint16_t* o, std::uint32_t* f,
-                                      cudaStream_t s) {
-         using sink = ecq::detail::bf16_store_sink<ecq::detail::row_stage64>;
-         return ecq::detail::dispatch_decode<sink>(v, v.table, o, f, s);
-       }},
-  };
-  for (const auto& [what, fn] : bf16_variants) {
-    std::uint16_t* out = nullptr;
-    std::uint32_t* flags = nullptr;
-    CK(cudaMalloc(&out, n * 2));
-    CK(cudaMalloc(&flags, 4));
-    CK(cudaMemset(out, 0xff, n * 2));
-    CK(cudaMemset(flags, 0, 4));
-    row r;
-    r.what = what;
-    r.ok = fn(lb.copies[0].view(), out, flags, 0) == ecq::status::ok &&
-           ecq::read_decode_flags(flags, 0) == ecq::status::ok;
-    std::vector<std::uint16_t> back(n);
-    CK(cudaMemcpy(back.data(), out, n * 2, cudaMemcpyDeviceToHost));
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < n; ++i) bad += back[i] != wb[i];
-    r.ok = r.ok && bad == 0;
-    r.weights = double(n);
-    r.bytes = double(lb.file_bytes) + double(n) * 2;
-    if (!g_test && !g_profile)
-      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(lb.copies[c].view(), out, flags, s); }, copies, 20);
-    char note[96];
-    std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
-                  r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
-    r.note = note;
-    record(r);
-    CK(cudaFree(out));
-    CK(cudaFree(flags));
-  }
-  // decode 4-bit codes, likewise
-  using codes_fn = std::function<ecq::status(const ecq::device_tensor_view&, std::uint8_t*, std::uint32_t*, cudaStream_t)>;
-  const std::vector<std::pair<std::string, codes_fn>> codes_variants = {
-      {"decode_codes (exact)", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
-                                  cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }},
-      {"decode_codes, store stage", [](const ecq::device_tensor_view& v, std::uint8_t* o, std::uint32_t* f,
-                                       cudaStream_t s) {
-         using sink = ecq::detail::code_store_sink<ecq::detail::row_stage64>;
-         return ecq::detail::dispatch_decode<sink>(v, v.code_table, o, f, s);
-       }},
-  };
+  // decode bf16 and 4-bit codes: the public calls, then the same decoders with the store-instruction row stage
+  // (the library's detail::row_stage64, its default before the bulk-copy stage), timed in the same run
+  using ecq::detail::row_stage64;
+  time_decodes<std::uint16_t>(
+      {{"decode_bf16 (bit-exact)", [](const view& v, std::uint16_t* o, std::uint32_t* f, cudaStream_t s) {
+          return ecq::decode_bf16(v, o, f, s);
+        }},
+       {"decode_bf16, store stage", [](const view& v, std::uint16_t* o, std::uint32_t* f, cudaStream_t s) {
+          return ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<row_stage64>>(v, v.table, o, f, s);
+        }}},
+      lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);
   std::vector<std::uint8_t> want(n / 2);
   for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
-  for (const auto& [what, fn] : codes_variants) {
-    std::uint8_t* out = nullptr;
-    std::uint32_t* flags = nullptr;
-    CK(cudaMalloc(&out, n / 2));
-    CK(cudaMalloc(&flags, 4));
-    CK(cudaMemset(out, 0xff, n / 2));
-    CK(cudaMemset(flags, 0, 4));
-    row r;
-    r.what = what;
-    r.ok = fn(la.copies[0].view(), out, flags, 0) == ecq::status::ok &&
-           ecq::read_decode_flags(flags, 0) == ecq::status::ok;
-    std::vector<std::uint8_t> back(n / 2);
-    CK(cudaMemcpy(back.data(), out, n / 2, cudaMemcpyDeviceToHost));
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < n / 2; ++i) bad += back[i] != want[i];
-    r.ok = r.ok && bad == 0;
-    r.weights = double(n);
-    r.bytes = double(la.file_bytes) + double(n) / 2;
-    if (!g_test && !g_profile)
-      r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(la.copies[c].view(), out, flags, s); }, copies, 40);
-    char note[64];
-    std::snprintf(note, sizeof note, "%zu wrong", bad);
-    r.note = note;
-    record(r);
-    CK(cudaFree(out));
-    CK(cudaFree(flags));
-  }
+  time_decodes<std::uint8_t>(
+      {{"decode_codes (exact)", [](const view& v, std::uint8_t* o, std::uint32_t* f, cudaStream_t s) {
+          return ecq::decode_codes(v, o, f, s);
+        }},
+       {"decode_codes, store stage", [](const view& v, std::uint8_t* o, std::uint32_t* f, cudaStream_t s) {
+          return ecq::detail::dispatch_decode<ecq::detail::code_store_sink<row_stage64>>(v, v.code_table, o, f, s);
+        }}},
+      la, want, double(n), double(n) / 2, 40, copy_kernel_gbs);
 }
 
 }  // namespace
