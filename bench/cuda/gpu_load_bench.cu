@@ -180,7 +180,7 @@ using view = ecq::device_tensor_view;
 template <class Out>
 using decode_fn = std::function<ecq::status(const view&, Out*, std::uint32_t*, cudaStream_t)>;
 
-/// Each variant: one checked decode of copy 0 (every element against `want`), then the timing over the loaded
+/// Each entry: one checked decode of copy 0 (every element against `want`), then the timing over the loaded
 /// copies; bytes = the file's tensor bytes + `out_bytes`, `weights` per decode.
 template <class Out>
 void time_decodes(const std::vector<std::pair<std::string, decode_fn<Out>>>& variants, const loaded& l,
@@ -318,27 +318,15 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
 
-  // decode bf16 and 4-bit codes: the public calls, then the same decoders with the store-instruction row stage
-  // (the library's detail::row_stage64, its default before the bulk-copy stage), timed in the same run
-  using ecq::detail::row_stage64;
-  time_decodes<std::uint16_t>(
-      {{"decode_bf16 (bit-exact)", [](const view& v, std::uint16_t* o, std::uint32_t* f, cudaStream_t s) {
-          return ecq::decode_bf16(v, o, f, s);
-        }},
-       {"decode_bf16, store stage", [](const view& v, std::uint16_t* o, std::uint32_t* f, cudaStream_t s) {
-          return ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<row_stage64>>(v, v.table, o, f, s);
-        }}},
-      lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);
+  // decode bf16 and 4-bit codes through the public calls
+  time_decodes<std::uint16_t>({{"decode_bf16 (bit-exact)", [](const view& v, std::uint16_t* o, std::uint32_t* f,
+                                                              cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }}},
+                              lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);
   std::vector<std::uint8_t> want(n / 2);
   for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
-  time_decodes<std::uint8_t>(
-      {{"decode_codes (exact)", [](const view& v, std::uint8_t* o, std::uint32_t* f, cudaStream_t s) {
-          return ecq::decode_codes(v, o, f, s);
-        }},
-       {"decode_codes, store stage", [](const view& v, std::uint8_t* o, std::uint32_t* f, cudaStream_t s) {
-          return ecq::detail::dispatch_decode<ecq::detail::code_store_sink<row_stage64>>(v, v.code_table, o, f, s);
-        }}},
-      la, want, double(n), double(n) / 2, 40, copy_kernel_gbs);
+  time_decodes<std::uint8_t>({{"decode_codes (exact)", [](const view& v, std::uint8_t* o, std::uint32_t* f,
+                                                          cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }}},
+                             la, want, double(n), double(n) / 2, 40, copy_kernel_gbs);
 }
 
 }  // namespace

@@ -13,11 +13,9 @@
 //                 rows * cols u16.
 //
 // Each lane decodes its row of a tile; the output goes through a per-warp
-// shared-memory row stage, 64 bytes per row, which each lane hands to the
-// copy engine as one bulk copy of its row (row_stage64_bulk; row_stage64,
-// 4 rows x 64 bytes per store instruction, is the alternative measured
-// beside it). Rows past the tensor's end (the last tile's padding rows) are
-// decoded and dropped.
+// shared-memory row stage so that a store instruction writes 4 rows x 64
+// contiguous bytes rather than 32 rows' half sectors. Rows past the tensor's
+// end (the last tile's padding rows) are decoded and dropped.
 //
 // Stream checks: after each stream the warp checks the format's rules 21 and
 // 22 (every state back at L, exactly the stream's words read) and ORs 1 into
@@ -82,60 +80,18 @@ struct row_stage64 {
     }
     __syncwarp();  // the next puts overwrite what was just read
   }
-  ECQ_DEVICE ECQ_FORCEINLINE void finish() {}
-};
-
-/// row_stage64 whose flush is one 64-byte bulk copy (TMA, cp.async.bulk) per
-/// lane from its own staged row to the output: no registers hold the output
-/// on its way out, and the store issue is one instruction per lane and
-/// flush. The next put waits until the copy engine has read the row (the
-/// global writes complete on their own); finish() waits for that at the end.
-struct row_stage64_bulk {
-  static constexpr std::uint32_t row_bytes = row_stage64::row_bytes;
-  static constexpr std::uint32_t pitch = row_stage64::pitch;
-  using TempStorage = row_stage64::TempStorage;
-  std::uint8_t* buf = nullptr;
-  bool pending = false;
-
-  ECQ_DEVICE ECQ_FORCEINLINE void put(std::uint32_t offset, const uint4& v) {
-    if (pending) {
-      asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-      pending = false;
-    }
-    *reinterpret_cast<uint4*>(buf + lane_id() * pitch + offset) = v;
-  }
-  /// Queues the copy of staged rows [0, valid) to row0 + r * row_stride.
-  ECQ_DEVICE ECQ_FORCEINLINE void flush(std::uint8_t* row0, std::size_t row_stride, std::uint32_t valid) {
-    const std::uint32_t lane = lane_id();
-    if (lane < valid) {
-      // the row's puts (generic proxy) before the copy engine's reads (async proxy)
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      const std::uint32_t src = std::uint32_t(__cvta_generic_to_shared(buf + lane * pitch));
-      asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(row0 + lane * row_stride),
-                   "r"(src), "n"(row_bytes)
-                   : "memory");
-      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-      pending = true;
-    }
-  }
-  ECQ_DEVICE ECQ_FORCEINLINE void finish() {
-    if (pending) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-    pending = false;
-  }
 };
 
 /// Scheme 9 -> nibbles. A block of 8 rounds is 32 codes = 16 bytes of a
-/// lane's row; 4 blocks fill a 64-byte stage row. Stage: row_stage64 or
-/// row_stage64_bulk.
-template <class Stage = row_stage64_bulk>
+/// lane's row; 4 blocks fill a 64-byte stage row.
 struct code_store_sink {
   static constexpr int rounds = 8;
-  static constexpr std::uint32_t blocks_per_flush = Stage::row_bytes / 16;
-  using TempStorage = typename Stage::TempStorage;
+  static constexpr std::uint32_t blocks_per_flush = row_stage64::row_bytes / 16;
+  using TempStorage = row_stage64::TempStorage;
   const device_tensor_view& t;
   std::uint8_t* out;
   raw_pipeline<2, rounds, 1, device_tensor_view> raw;
-  Stage stage;
+  row_stage64 stage;
   std::uint8_t* seg_out = nullptr;
   std::uint32_t valid = 0;
   std::uint32_t codes[4] = {};
@@ -171,20 +127,18 @@ struct code_store_sink {
     if (block % blocks_per_flush == blocks_per_flush - 1) stage.flush(seg_out, t.cols / 2, valid);
   }
   ECQ_DEVICE ECQ_FORCEINLINE void end_tile(std::uint32_t) {}
-  ECQ_DEVICE ECQ_FORCEINLINE void finish() { stage.finish(); }
 };
 
 /// Scheme 8 -> bf16. A block of 8 rounds is 16 weights = 32 bytes of a
-/// lane's row; 2 blocks fill a 64-byte stage row. Stage as above.
-template <class Stage = row_stage64_bulk>
+/// lane's row; 2 blocks fill a 64-byte stage row.
 struct bf16_store_sink {
   static constexpr int rounds = 8;
-  static constexpr std::uint32_t blocks_per_flush = Stage::row_bytes / 32;
-  using TempStorage = typename Stage::TempStorage;
+  static constexpr std::uint32_t blocks_per_flush = row_stage64::row_bytes / 32;
+  using TempStorage = row_stage64::TempStorage;
   const device_tensor_view& t;
   std::uint16_t* out;
   raw_pipeline<4, rounds, 1, device_tensor_view> raw;
-  Stage stage;
+  row_stage64 stage;
   std::uint16_t* seg_out = nullptr;
   std::uint32_t valid = 0;
   std::uint32_t w8[8] = {};
@@ -214,7 +168,6 @@ struct bf16_store_sink {
       stage.flush(reinterpret_cast<std::uint8_t*>(seg_out), std::size_t(t.cols) * 2, valid);
   }
   ECQ_DEVICE ECQ_FORCEINLINE void end_tile(std::uint32_t) {}
-  ECQ_DEVICE ECQ_FORCEINLINE void finish() { stage.finish(); }
 };
 
 constexpr int decode_block_warps = 16;
@@ -259,7 +212,6 @@ __global__ void __launch_bounds__(decode_block_warps * 32, 2)
     d.end_tile(t, item);
     sink.end_tile(item);
   }
-  sink.finish();
   if (!__all_sync(0xffffffffu, ok) && lane_id() == 0 && flags != nullptr) atomicOr(flags, 1u);
 }
 
@@ -313,7 +265,7 @@ status dispatch_decode(const device_tensor_view& v, const std::uint32_t* table, 
 ///         9 or has K split; status::device_error if the launch failed.
 inline status decode_codes(const device_tensor_view& v, std::uint8_t* out, std::uint32_t* flags, cudaStream_t stream) {
   if (v.scheme_id != gpu_layout::affine4_scheme) return status::invalid_argument;
-  return detail::dispatch_decode<detail::code_store_sink<>>(v, v.code_table, out, flags, stream);
+  return detail::dispatch_decode<detail::code_store_sink>(v, v.code_table, out, flags, stream);
 }
 
 /// Queues the decode of a scheme 8 tensor into its bf16 bit patterns on
@@ -321,7 +273,7 @@ inline status decode_codes(const device_tensor_view& v, std::uint8_t* out, std::
 /// @return as decode_codes, for scheme 8.
 inline status decode_bf16(const device_tensor_view& v, std::uint16_t* out, std::uint32_t* flags, cudaStream_t stream) {
   if (v.scheme_id != gpu_layout::bf16_pairs_scheme) return status::invalid_argument;
-  return detail::dispatch_decode<detail::bf16_store_sink<>>(v, v.table, out, flags, stream);
+  return detail::dispatch_decode<detail::bf16_store_sink>(v, v.table, out, flags, stream);
 }
 
 /// Waits for `stream` and reads the flags word of earlier decodes.
