@@ -14,7 +14,10 @@
 //         decode-to-memory of the codes, checked byte for byte);
 //       - the same 4-bit codes stored plainly (the plain 4-bit GEMV baselines:
 //         the tensor-core one on the fused kernel's item layout, and at batch
-//         1 the row-major PRMT/FFMA one an engine would run);
+//         1 the row-major PRMT/FFMA one an engine would run, and on an
+//         offline-permuted layout the tensor-core one of Marlin's kind,
+//         plain_w4_mma_gemv_kernel, batch 1-8), with a read kernel over the
+//         same codes for the bytes' own streaming time;
 //       - the bf16 weights through cuBLAS (cublasGemmEx, fp32 and bf16 out);
 //     every GEMV result checked against a float64 CPU reference;
 //   * timing: every kernel in a CUDA graph of many launches that rotate over
@@ -23,7 +26,9 @@
 //
 // Modes: (default) all shapes; --quick: the acceptance shape only;
 // --test: small shapes, every kernel once with checks and no timing (for
-// compute-sanitizer memcheck/racecheck).
+// compute-sanitizer memcheck/racecheck); --profile: one launch each at
+// 28672 x 8192 (for ncu); --plain: cuBLAS and the plain 4-bit kernels only;
+// --zero-copy: the weights in mapped pinned host memory, read over PCIe.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -927,8 +932,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
             if (b == 1 && g_zero_copy)  // cp.async slots (plain loads over PCIe), block-owned rows
               run_plain_mma<16, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
             if (b == 1 && !g_zero_copy) {
-              // 16 x 512 units, 16 warps, 3 slots: device run 1's fastest (memset + global atomics), then the
-              // block-owned rows (no memset) with cp.async or bulk copies (TMA) and other shapes of the same
+              // 16 x 512 units, 16 warps, 3 slots (memset + global atomics), then the block-owned rows (no
+              // memset) with cp.async or bulk copies (TMA) and other shapes of the same (docs/performance.md)
               run_plain_mma<16, 1, 8, 3, 1, false>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<16, 1, 8, 3, 1, false, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<16, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
