@@ -334,6 +334,28 @@ std::uint32_t parts_for(int batch, const tile_layout& L, std::size_t budget) {
   return 0;
 }
 
+/// One result row of a GEMV: a first launch onto a poisoned y, the check against the float64 reference,
+/// then (unless --test or --profile) the timing over `copies` rotating weight copies.
+void record_gemv(const std::string& shape, const std::string& kernel, int batch, const std::string& config,
+                 const dbuf<float>& y, const std::vector<double>& ref, double bytes, std::uint32_t M, std::uint32_t K,
+                 const std::function<void(int, cudaStream_t)>& launch, int copies, double est_us) {
+  CK(cudaMemset(y.p, 0xff, y.bytes()));
+  launch(0, 0);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  result_row r;
+  r.shape = shape;
+  r.kernel = kernel;
+  r.batch = batch;
+  r.config = config;
+  r.err = rel_l2(download(y.p, y.n), ref);
+  r.ok = r.err < 1e-4;
+  r.bytes = bytes;
+  r.weights = double(M) * K;
+  if (!g_test && !g_profile) r.us = time_graph(launch, copies, est_us);
+  record(r);
+}
+
 template <class C, class Dequant, int Batch>
 void run_fused(const std::string& shape, const std::string& name, const device_tiles& dt, const dbuf<std::uint32_t>& table,
                const dbuf<std::uint16_t>& x, std::uint32_t M, std::uint32_t K, const std::vector<double>& ref,
@@ -370,54 +392,20 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
                                             timeline);
     };
     auto launch = [&](int copy, cudaStream_t st) { launch_with(copy, st, nullptr); };
-    CK(cudaMemset(y.p, 0xff, y.bytes()));  // poison: the memset in launch must clear it
-    launch(0, 0);
-    CK(cudaDeviceSynchronize());
-    CK(cudaGetLastError());
-    result_row r;
-    r.shape = shape;
-    r.kernel = name;
-    r.batch = Batch;
     char cfg[64];
     std::snprintf(cfg, sizeof cfg, " %dx%dw p%u%s", bps, kWarps, parts, static_items < per_part ? " dyn" : "");
-    r.config = C::name() + cfg;
-    r.err = rel_l2(download(y.p, y.n), ref);
-    r.ok = r.err < 1e-4;
-    r.bytes = dt.bytes + table_bytes;
-    r.weights = double(M) * K;
-    if (!g_test && !g_profile) r.us = time_graph(launch, int(dt.words.size()), 100.0);
-    record(r);
+    const std::string config = C::name() + cfg;
+    // y is poisoned first: the memset in launch must clear it
+    record_gemv(shape, name, Batch, config, y, ref, dt.bytes + table_bytes, M, K, launch, int(dt.words.size()), 100.0);
     if (g_profile) break;
     if (g_timeline && !g_test && bps == bps_list.front()) {
       // One more launch (the last copy: L2-cold) with the per-warp timeline.
       dbuf<std::uint64_t> tl(4 * std::size_t(grid) * kWarps);
       launch_with(int(dt.words.size()) - 1, 0, tl.p);
       CK(cudaDeviceSynchronize());
-      print_timeline(r.kernel + " " + r.config, download(tl.p, tl.n), g_sms);
+      print_timeline(name + " " + config, download(tl.p, tl.n), g_sms);
     }
   }
-}
-
-/// One result row of a plain GEMV: a first launch onto a poisoned y, the check against the float64 reference,
-/// then (unless --test or --profile) the timing over `copies` rotating weight copies.
-void record_plain(const std::string& shape, const char* kernel, int batch, const char* config, const dbuf<float>& y,
-                  const std::vector<double>& ref, double bytes, std::uint32_t M, std::uint32_t K,
-                  const std::function<void(int, cudaStream_t)>& launch, int copies, double est_us) {
-  CK(cudaMemset(y.p, 0xff, y.bytes()));
-  launch(0, 0);
-  CK(cudaDeviceSynchronize());
-  CK(cudaGetLastError());
-  result_row r;
-  r.shape = shape;
-  r.kernel = kernel;
-  r.batch = batch;
-  r.config = config;
-  r.err = rel_l2(download(y.p, y.n), ref);
-  r.ok = r.err < 1e-4;
-  r.bytes = bytes;
-  r.weights = double(M) * K;
-  if (!g_test && !g_profile) r.us = time_graph(launch, copies, est_us);
-  record(r);
 }
 
 template <int Batch>
@@ -444,7 +432,7 @@ void run_plain(const std::string& shape, const device_tiles& dt, const std::vect
     };
     char cfg[64];
     std::snprintf(cfg, sizeof cfg, "%dx%dw p%u", bps, kWarps, parts);
-    record_plain(shape, "plain w4 g128", Batch, cfg, y, ref, bytes, M, K, launch, int(plain.size()), 50.0);
+    record_gemv(shape, "plain w4 g128", Batch, cfg, y, ref, bytes, M, K, launch, int(plain.size()), 50.0);
     if (g_profile) break;
   }
 }
@@ -467,7 +455,7 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
     };
     char cfg[64];
     std::snprintf(cfg, sizeof cfg, "%dx%dw u%d prmt+ffma", bps, Warps, 1024 * Slabs);
-    record_plain(shape, "plain w4 g128 row-major", 1, cfg, y, ref, bytes, M, K, launch, int(w.size()), 40.0);
+    record_gemv(shape, "plain w4 g128 row-major", 1, cfg, y, ref, bytes, M, K, launch, int(w.size()), 40.0);
     if (g_test || g_profile) break;
   }
 }
@@ -498,7 +486,7 @@ void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_
   char cfg[64];
   std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s%s%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
                 Owned ? " own" : "", Bulk ? " tma" : "", Exact ? " exact" : "");
-  record_plain(shape, "plain w4 g128 mma", Batch, cfg, y, ref, bytes, M, K, launch, int(codes.size()), 35.0);
+  record_gemv(shape, "plain w4 g128 mma", Batch, cfg, y, ref, bytes, M, K, launch, int(codes.size()), 35.0);
 }
 
 void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,
