@@ -6,6 +6,7 @@
 #include <ecq/fused_gemv.cuh>
 
 #include <cmath>
+#include <cstdio>
 
 #include "gpu_test_support.cuh"
 
@@ -166,6 +167,39 @@ TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
   EXPECT_LT((run_gemv<x2r8, ad, 2>(es64, at64.layout, at64.raw, at64.raw_words_per_item, &at64.side,
                                    at64.side_words_per_item, table, d.x, 2, r2, 2)),
             1e-5);
+}
+
+// Activations with a common offset (as a transformer's often have): the
+// affine correction must not cancel. With uncentred fragments (128 + q) the
+// dot and its correction were ~128 sum x each; the centred ones keep the
+// error at the level of zero-mean activations.
+TEST(FusedGemv, Affine4StaysAccurateOnOffsetActivations) {
+  ECQ_REQUIRE_GPU();
+  fixture_data d;
+  ecq_bench::affine4_tensor at;
+  ecq_bench::make_affine4(d.wf, {d.M, d.K, 256, 4}, 64, &at);
+  ecq_bench::encoded_streams es;
+  ASSERT_TRUE(ecq_bench::encode_items(at.layout, at.symbols, 256, &es));
+  std::vector<std::uint32_t> table(std::size_t(1) << es.scale_bits);
+  ASSERT_EQ(ecq::build_narrow_decode_table(es.freqs.data(), 256, es.scale_bits,
+                                           [](std::uint32_t s) { return ecq::affine4_quad_dequant<64>::payload(s); },
+                                           table.data()),
+            ecq::status::ok);
+  ASSERT_EQ(es.scale_bits, 12);
+  auto w = [&](std::size_t r, std::size_t c) { return at.weight(r, c); };
+  using dec = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, words, 1>;
+  using ad = ecq::affine4_quad_dequant<64>;
+  for (const float offset : {0.0f, 4.0f, 16.0f, 64.0f}) {
+    std::vector<std::uint16_t> x(2 * std::size_t(d.K));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] = ecq_bench::float_to_bf16(offset + float(ecq_bench::normal_at(11, i, 1)));
+    const auto ref = reference(d.M, d.K, 2, x, w);
+    const double err = run_gemv<dec, ad, 2>(es, at.layout, at.raw, at.raw_words_per_item, &at.side,
+                                            at.side_words_per_item, table, x, 1, ref, 3);
+    std::printf("affine4-g64, activations %g + N(0, 1): relative rms error %.3g\n", double(offset), err);
+    EXPECT_GE(err, 0.0) << "the kernel failed to run";
+    EXPECT_LT(err, 2e-7) << "offset " << offset;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Tests for ecq/gemv_dequant.cuh (GPU; skipped without one): the fragments
-// built from a narrow entry and raw bits are the exact weights, for every
-// symbol and raw pattern.
+// built from a narrow entry and raw bits are the exact weights (bf16 pairs)
+// or the exact centred codes (4-bit affine), for every symbol and raw pattern.
 #include <ecq/gemv_dequant.cuh>
 
 #include "gpu_test_support.cuh"
@@ -81,11 +81,13 @@ TEST(GemvDequant, Affine4QuadsGiveTheCodes) {
   ECQ_TEST_CUDA(cudaDeviceSynchronize());
   const auto got = out.get();
   for (std::size_t i = 0; i < entry.size(); ++i) {
-    const float v[4] = {ecq_bench::bf16_to_float(std::uint16_t(got[2 * i])) - 128.0f,
-                        ecq_bench::bf16_to_float(std::uint16_t(got[2 * i] >> 16)) - 128.0f,
-                        (ecq_bench::bf16_to_float(std::uint16_t(got[2 * i + 1])) - 128.0f) / 4,
-                        (ecq_bench::bf16_to_float(std::uint16_t(got[2 * i + 1] >> 16)) - 128.0f) / 4};
-    for (int j = 0; j < 4; ++j) ASSERT_EQ(v[j], float(codes[4 * i + std::size_t(j)])) << i << " code " << j;
+    // b0 = (q0 - 8, q1 - 8), b1 = 4 (q2 - 8, q3 - 8), each exact.
+    const float v[4] = {ecq_bench::bf16_to_float(std::uint16_t(got[2 * i])),
+                        ecq_bench::bf16_to_float(std::uint16_t(got[2 * i] >> 16)),
+                        ecq_bench::bf16_to_float(std::uint16_t(got[2 * i + 1])) / 4,
+                        ecq_bench::bf16_to_float(std::uint16_t(got[2 * i + 1] >> 16)) / 4};
+    for (int j = 0; j < 4; ++j)
+      ASSERT_EQ(v[j], float(codes[4 * i + std::size_t(j)]) - D::code_centre) << i << " code " << j;
   }
 }
 

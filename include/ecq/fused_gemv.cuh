@@ -25,8 +25,8 @@
 // Shared memory (dynamic; shared_bytes(columns)):
 //   block_decoder storage | activations as A records, columns / 4 quads x
 //   records_per_quad (ecq/warp_row_dot.cuh), pre-scaled by
-//   Dequant::column_scale | per-group constants (128 * sum x', sum x) per
-//   batch column when Dequant has groups.
+//   Dequant::column_scale | per group and batch column, sum x (float) when
+//   Dequant has groups.
 // `columns` is the K-range the block stages (all of K for small batches, a
 // slice of it when Batch * K * 2 bytes would not fit).
 //
@@ -209,8 +209,8 @@ class fused_gemv_sink {
   static constexpr int records = warp_row_dot<Batch>::records_per_quad;
 
   ECQ_DEVICE fused_gemv_sink(const Tiles& tiles, std::uint32_t first, std::uint32_t last, const uint4* act,
-                             const float2* group_consts, float* y, std::uint32_t rows)
-      : tiles_(tiles), last_(last), act_(act), consts_(group_consts), y_(y), rows_(rows) {
+                             const float* group_sums, float* y, std::uint32_t rows)
+      : tiles_(tiles), last_(last), act_(act), sums_(group_sums), y_(y), rows_(rows) {
     ECQ_PRAGMA_UNROLL
     for (int j = 0; j < state_sets; ++j)
       raw_[j] = raw_type(tiles, first, last, std::uint32_t(j / StatesPerLane), 32u * std::uint32_t(j % StatesPerLane));
@@ -275,10 +275,11 @@ class fused_gemv_sink {
           for (int i = 0; i < 4; ++i) {
             if (!dot_[j].holds(s, i, Batch)) continue;
             const std::uint32_t side = side_[j][i & 1];
-            const float2 c = consts_[group * Batch + dot_[j].batch_of(s, i)];
+            const float sum_x = sums_[group * Batch + dot_[j].batch_of(s, i)];
             const float scale = detail::bf16_bits_to_float(side & 0xffffu);
             const float bias = detail::bf16_bits_to_float(side >> 16);
-            acc_[h][s][i] = fmaf(scale, dot_[j].d[s][i] - c.x, fmaf(bias, c.y, acc_[h][s][i]));
+            const float centred_bias = fmaf(Dequant::code_centre, scale, bias);
+            acc_[h][s][i] = fmaf(scale, dot_[j].d[s][i], fmaf(centred_bias, sum_x, acc_[h][s][i]));
           }
         dot_[j].zero();
       }
@@ -313,7 +314,7 @@ class fused_gemv_sink {
   const Tiles& tiles_;
   std::uint32_t last_;
   const uint4* act_;
-  const float2* consts_;
+  const float* sums_;
   float* y_;
   std::uint32_t rows_;
   gemv_tile tile_[Ways] = {};
@@ -342,17 +343,17 @@ class block_fused_gemv {
 
   ECQ_HOST_DEVICE static constexpr std::size_t shared_bytes(std::uint32_t columns) {
     return act_offset() + std::size_t(columns / 4) * records * sizeof(uint4) +
-           (grouped ? std::size_t(columns / group_size()) * Batch * sizeof(float2) : 0);
+           (grouped ? std::size_t(columns / group_size()) * Batch * sizeof(float) : 0);
   }
 
   ECQ_DEVICE block_fused_gemv(void* smem, std::uint32_t columns)
       : storage_(*static_cast<typename decoder_type::TempStorage*>(smem)),
         act_(reinterpret_cast<uint4*>(static_cast<char*>(smem) + act_offset())),
-        consts_(reinterpret_cast<float2*>(act_ + std::size_t(columns / 4) * records)),
+        sums_(reinterpret_cast<float*>(act_ + std::size_t(columns / 4) * records)),
         columns_(columns) {}
 
   /// Loads the decode table and stages activations x[b * x_stride + k_begin
-  /// + c] (bf16 bits; c < columns, b < Batch) with the per-group constants.
+  /// + c] (bf16 bits; c < columns, b < Batch) with the per-group sums.
   /// All threads; ends with __syncthreads(). x_stride and k_begin must be
   /// multiples of 4.
   ECQ_DEVICE void load(const std::uint32_t* table, const std::uint16_t* x, std::uint32_t x_stride,
@@ -386,23 +387,17 @@ class block_fused_gemv {
       act_[i] = warp_row_dot<Batch>::make_record(lo01, lo23, hi01, hi23);
     }
     if constexpr (grouped) {
-      // One warp per (group, batch column): sums of x and of the scaled x'.
+      // One warp per (group, batch column): the sum of x.
       const std::uint32_t lane = detail::lane_id(), warp = threadIdx.x / 32;
       const std::uint32_t groups = columns_ / group_size();
       for (std::uint32_t p = warp; p < groups * Batch; p += BlockWarps) {
         const std::uint32_t g = p / Batch, b = p % Batch;
-        float sx = 0.0f, sxs = 0.0f;
-        for (std::uint32_t c = lane; c < std::uint32_t(group_size()); c += 32) {
-          const float v = detail::bf16_bits_to_float(x[std::size_t(b) * x_stride + k_begin + g * group_size() + c]);
-          sx += v;
-          sxs += v * Dequant::column_scale(c);
-        }
+        float sx = 0.0f;
+        for (std::uint32_t c = lane; c < std::uint32_t(group_size()); c += 32)
+          sx += detail::bf16_bits_to_float(x[std::size_t(b) * x_stride + k_begin + g * group_size() + c]);
         ECQ_PRAGMA_UNROLL
-        for (int o = 16; o > 0; o /= 2) {
-          sx += __shfl_xor_sync(0xffffffffu, sx, o);
-          sxs += __shfl_xor_sync(0xffffffffu, sxs, o);
-        }
-        if (lane == 0) consts_[p] = make_float2(Dequant::code_offset * sxs, sx);
+        for (int o = 16; o > 0; o /= 2) sx += __shfl_xor_sync(0xffffffffu, sx, o);
+        if (lane == 0) sums_[p] = sx;
       }
     }
     decoder_type(storage_).load_table(table);  // ends with __syncthreads()
@@ -415,7 +410,7 @@ class block_fused_gemv {
     fused_gemv_sink<Dequant, Batch, WarpDecoder::rounds_per_block, WarpDecoder::ways, Tiles,
                     WarpDecoder::states_per_lane>
         sink(
-        tiles, first, last, act_, consts_, y, rows);
+        tiles, first, last, act_, sums_, y, rows);
     decoder_type(storage_).decode(tiles, first, last, sink);
   }
 
@@ -429,7 +424,7 @@ class block_fused_gemv {
 
   typename decoder_type::TempStorage& storage_;
   uint4* act_;
-  float2* consts_;
+  float* sums_;
   std::uint32_t columns_;
 };
 

@@ -28,19 +28,23 @@
 // affine4_quad_dequant<GroupSize> (4-bit affine codes, four per symbol)
 //   symbol  = symbol_packing<4, 4, 2>: the high 2 bits of codes 4c..4c+3
 //             (code j's in bits [2j, 2j + 2));
-//   payload = h0 << 2 | h2 << 4 | (h1 << 2 | h3 << 4) << 8, so that the
-//             fragment b0 = (128 + q0, 128 + q1) and b1 = (128 + 4 q2,
-//             128 + 4 q3) as bf16 (exact small integers: 128 = 0x4300
-//             supplies the exponent, the code lands in the mantissa);
+//   payload = h0 << 2 | h2 << 4 | (h1 << 2 | h3 << 4) << 8, so that
+//             masking in the raw bits under 128 = 0x4300 (which supplies
+//             the exponent; the code lands in the mantissa) makes the bf16
+//             pairs (128 + q0, 128 + q1) and (128 + 4 q2, 128 + 4 q3), and
+//             one bf16x2 subtraction of (136, 136) and (160, 160) makes the
+//             fragments b0 = (q0 - 8, q1 - 8), b1 = 4 (q2 - 8, q3 - 8):
+//             exact small integers, centred so that the fp32 sums stay small;
 //   raw     = the low 2 bits l0..l3 of the four codes; unit = 8 rounds =
 //             2 words, word w = rounds 4w..4w+3, round q = k % 4 of it holding
 //             l0 at bits [4q, 4q+2), l2 at [4q+2, 4q+4), l1 at [16+4q, 18+4q)
 //             and l3 at [18+4q, 20+4q).
 //   The activations of columns 4c+2, 4c+3 are pre-scaled by 1/4
-//   (column_scale), and each group's dot is corrected by
-//   y += scale * (D - 128 * sum x') + bias * sum x, so the fragment never
-//   needs the scale: affine w = scale * q + bias exactly as the scheme
-//   (ecq/schemes/affine.hpp) defines it, with fp32 accumulation.
+//   (column_scale), so each group's tensor-core dot is D = sum (q - 8) x,
+//   and y += scale * D + (bias + 8 scale) * sum x: affine w = scale * q +
+//   bias exactly as the scheme (ecq/schemes/affine.hpp) defines it, with
+//   fp32 accumulation. Centring matters: with the uncentred 128 + q the two
+//   terms were ~128 sum x and cancelled, losing ~7 bits of the fp32 sum.
 //   Side data per (item, group, lane): scale | bias << 16 as bf16 bits.
 #ifndef ECQ_GEMV_DEQUANT_CUH
 #define ECQ_GEMV_DEQUANT_CUH
@@ -58,6 +62,13 @@ namespace detail {
 ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t prmt(std::uint32_t a, std::uint32_t b, std::uint32_t selector) {
   std::uint32_t d;
   asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+  return d;
+}
+
+/// a - b per bf16 half, rounded to nearest (exact for the small integers here).
+ECQ_DEVICE ECQ_FORCEINLINE std::uint32_t sub_bf16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t d;
+  asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
   return d;
 }
 
@@ -101,7 +112,9 @@ struct affine4_quad_dequant {
   static constexpr int rounds_per_unit = 8;
   static constexpr int unit_words = 2;
   static constexpr int group_size = GroupSize;
-  static constexpr std::uint32_t magic = 0x43004300u;  // bf16 128.0 in both halves
+  static constexpr std::uint32_t magic = 0x43004300u;        // bf16 128.0 in both halves
+  static constexpr std::uint32_t centre_low = 0x43084308u;   // bf16 136.0 = 128 + 8
+  static constexpr std::uint32_t centre_high = 0x43204320u;  // bf16 160.0 = 128 + 4 * 8
 
   /// Narrow payload of symbol_packing<4, 4, 2> symbol s.
   ECQ_HOST_DEVICE static constexpr std::uint32_t payload(std::uint32_t s) {
@@ -115,17 +128,15 @@ struct affine4_quad_dequant {
   }
   /// Activation scale of column c (1/4 for the second pair of each quad).
   ECQ_HOST_DEVICE static constexpr float column_scale(std::uint32_t c) { return (c & 2u) ? 0.25f : 1.0f; }
-  /// What a column's pre-scaled activation contributes per unit of code
-  /// offset: the fragment holds 128 + q (or 128 + 4q), so D = sum q x +
-  /// 128 * sum x'.
-  static constexpr float code_offset = 128.0f;
+  /// The code the fragments are centred on: D = sum (q - code_centre) x.
+  static constexpr float code_centre = 8.0f;
 
   /// Fragments (b0, b1) of round k of a block.
   ECQ_DEVICE ECQ_FORCEINLINE static void fragments(std::uint32_t entry, const std::uint32_t* raw, int k,
                                                    std::uint32_t& b0, std::uint32_t& b1) {
     const std::uint32_t w = raw[k / 4] >> (4 * (k % 4));
-    b0 = (entry & 0x000C000Cu) | ((w & 0x00030003u) | magic);
-    b1 = (entry & 0x00300030u) | ((w & 0x000C000Cu) | magic);
+    b0 = detail::sub_bf16x2((entry & 0x000C000Cu) | ((w & 0x00030003u) | magic), centre_low);
+    b1 = detail::sub_bf16x2((entry & 0x00300030u) | ((w & 0x000C000Cu) | magic), centre_high);
   }
 };
 
