@@ -26,9 +26,12 @@
 //       With --mlx-bits B, every MLX quantized weight (X.weight of dtype U32
 //       next to X.scales and X.biases) is coded losslessly as one
 //       affine<B>-g<G> container (see "MLX quantized weights" below).
-//   ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16]
+//   ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16] [--write auto|direct|buffered]
 //       auto: lossless tensors and raw ones in their own dtype and bytes;
 //       lossy ones as F32 (MLX weights too: the dequantised values).
+//       --write: the output with O_DIRECT (Linux; auto, the default, falls
+//       back to buffered writes where the file system refuses O_DIRECT;
+//       direct fails there), or buffered.
 //   ecq verify FILE.ecq
 //       Checks the file's structure and checksums, each container's scheme
 //       and side data, and decodes every block (checked, nothing stored);
@@ -63,14 +66,30 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
+
+// unpack's output with O_DIRECT (Linux; see write_unpacked_direct): the one use of the operating system beyond
+// the C++ standard library (and the library's optional mmap in ecq/io/file_bytes.hpp) in the tool.
+#if defined(__has_include)
+#if __has_include(<fcntl.h>) && __has_include(<unistd.h>)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+#endif
+#if defined(O_DIRECT)
+#define ECQ_TOOL_HAVE_O_DIRECT 1
+#else
+#define ECQ_TOOL_HAVE_O_DIRECT 0
+#endif
 
 namespace {
 
@@ -95,7 +114,7 @@ void print_usage(std::FILE* f) {
       "  ecq inspect FILE.safetensors [--scheme S|lossless]... [POLICY] [--layout storage|kernel] [--json] [COMMON]\n"
       "  ecq inspect FILE.ecq [--json]\n"
       "  ecq pack IN.safetensors OUT.ecq --scheme S|lossless [POLICY] [--layout storage|kernel|gpu] [--mlx-bits B] [COMMON]\n"
-      "  ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16] [COMMON]\n"
+      "  ecq unpack IN.ecq OUT.safetensors [--dtype auto|F32|BF16|F16] [--write auto|direct|buffered] [COMMON]\n"
       "  ecq verify FILE.ecq [COMMON]\n"
       "  ecq selftest\n"
       "schemes: bf16, f16, f32, affine<b>-g<G>[-bf16][-p<C>[r<R>]], codebook-nf4-g<G>[-bf16][-p<C>[r<R>]],\n"
@@ -1141,17 +1160,148 @@ int cmd_pack(const std::vector<std::string>& args) {
   return 0;
 }
 
+// --------------------------------------------------------------------------
+// unpack's output written with O_DIRECT.
+//
+// Buffered writes cost this 2-core VM as much CPU as decoding (the kernel copies 512 MiB into the page cache:
+// 0.17-0.19 s of system time, the same as `dd`, and over 1 s when earlier dirty pages are being written back),
+// so they compete with the decoder for the cores. O_DIRECT hands the user buffer to the device (0.06-0.08 s of
+// system time for 512 MiB), and the decoder keeps both cores (docs/performance.md, "The CPU product path").
+// O_DIRECT needs the file offset, the length and the buffer address aligned to the device's logical block:
+// the file is written as a stream of direct_align-aligned pieces (each tensor's bytes after the < 4 KiB that
+// the one before left over, the header before the first), and its last < 4 KiB buffered.
+
+/// The alignment of O_DIRECT's offsets, lengths and addresses: logical blocks are 512 B or 4 KiB.
+constexpr std::size_t direct_align = 4096;
+
+enum class unpack_io { automatic, direct, buffered };
+
+struct direct_result {
+  status st = status::ok;
+  bool refused = false;   // the file system refused O_DIRECT at open: nothing was written, use the buffered path
+  bool buffered = false;  // it refused a direct write (EINVAL): the rest was written buffered
+  std::string error;      // when st is not ok
+};
+
+/// Writes `head` then the bytes produce(i, ...) gives for i in [0, sizes.size()) (sizes[i] each) to `path`,
+/// replacing it, with O_DIRECT: produce runs on the calling thread (decoding on every core) while a second
+/// thread writes the tensor before from one of two aligned buffers.
+direct_result write_unpacked_direct(const std::string& path, const std::vector<std::uint8_t>& head,
+                                    const std::vector<std::uint64_t>& sizes, const std::vector<std::string>& names,
+                                    const ecq::safetensors_writer::produce_fn& produce) {
+  direct_result res;
+#if ECQ_TOOL_HAVE_O_DIRECT
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0666);
+  if (fd < 0) {
+    const int e = errno;
+    res.refused = e == EINVAL;
+    res.st = status::invalid_argument;
+    res.error = "cannot create " + path + " with O_DIRECT: " + std::strerror(e) +
+                (res.refused ? " (the file system refuses O_DIRECT: --write buffered)" : "");
+    return res;
+  }
+  std::uint64_t largest = 0;
+  for (std::uint64_t z : sizes) largest = std::max(largest, z);
+  // Room for a tensor after what the one before left (< direct_align, or the header before the first).
+  const std::uint64_t lead = std::max<std::uint64_t>(head.size(), direct_align);
+  const std::size_t capacity = std::size_t((largest + lead + direct_align - 1) / direct_align * direct_align);
+  using block = std::unique_ptr<std::uint8_t, decltype(&std::free)>;
+  block slots[2] = {block(static_cast<std::uint8_t*>(std::aligned_alloc(direct_align, capacity)), &std::free),
+                    block(static_cast<std::uint8_t*>(std::aligned_alloc(direct_align, capacity)), &std::free)};
+  if (!slots[0] || !slots[1]) {
+    ::close(fd);
+    res.st = status::invalid_argument;
+    res.error = "cannot allocate 2 x " + std::to_string(capacity) + " bytes of output buffers";
+    return res;
+  }
+  // Touched by one thread at a time (the writer, or the caller after joining it):
+  int write_errno = 0;  // the first failed write's errno
+  bool direct = true;   // the descriptor has O_DIRECT
+  auto buffered_from_now = [fd, &direct] {
+    const int flags = ::fcntl(fd, F_GETFL);
+    direct = !(flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0);
+    return !direct;
+  };
+  auto put = [fd, &write_errno, &direct, &res, &buffered_from_now](const std::uint8_t* b, std::size_t n,
+                                                                   std::uint64_t at) {
+    while (n > 0 && write_errno == 0) {
+      const ssize_t k = ::pwrite(fd, b, n, off_t(at));
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0 && errno == EINVAL && direct && buffered_from_now()) {  // O_DIRECT refused at write time
+        res.buffered = true;
+        continue;
+      }
+      if (k <= 0) {
+        write_errno = k < 0 ? errno : EIO;
+        break;
+      }
+      b += k;
+      n -= std::size_t(k);
+      at += std::uint64_t(k);
+    }
+  };
+  std::vector<std::uint8_t> carry = head;  // bytes not yet written, from file offset `at` (aligned)
+  std::uint64_t at = 0;
+  std::vector<std::uint8_t> decoded;
+  std::thread writer;
+  auto wait = [&writer] {
+    if (writer.joinable()) writer.join();
+  };
+  for (std::size_t i = 0; i < sizes.size() && res.st == status::ok; ++i) {
+    res.st = produce(i, &decoded);
+    if (res.st == status::ok && decoded.size() != sizes[i]) res.st = status::bad_shape;
+    if (res.st != status::ok) {
+      res.error = "tensor \"" + names[i] + "\": " + ecq::status_string(res.st);
+      break;
+    }
+    std::uint8_t* b = slots[i % 2].get();  // the writer holds the other one
+    std::memcpy(b, carry.data(), carry.size());
+    if (!decoded.empty()) std::memcpy(b + carry.size(), decoded.data(), decoded.size());
+    const std::size_t total = carry.size() + decoded.size(), aligned = total / direct_align * direct_align;
+    carry.assign(b + aligned, b + total);
+    wait();
+    if (write_errno != 0) break;
+    if (aligned > 0) writer = std::thread(put, b, aligned, at);
+    at += aligned;
+  }
+  wait();
+  if (res.st == status::ok && write_errno == 0 && !carry.empty()) {  // the unaligned end, buffered
+    if (direct && !buffered_from_now()) write_errno = errno;
+    put(carry.data(), carry.size(), at);
+  }
+  if (::close(fd) != 0 && write_errno == 0) write_errno = errno;
+  if (res.st == status::ok && write_errno != 0) {
+    res.st = status::invalid_argument;
+    res.error = "cannot write " + path + ": " + std::strerror(write_errno);
+  }
+#else
+  (void)head;
+  (void)sizes;
+  (void)names;
+  (void)produce;
+  res.refused = true;
+  res.st = status::invalid_argument;
+  res.error = "cannot write " + path + " with O_DIRECT: this platform has no O_DIRECT";
+#endif
+  return res;
+}
+
 int cmd_unpack(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
-  std::string dtype = "auto";
+  std::string dtype = "auto", write = "auto";
   common_options common;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (common.parse(args, &i)) continue;
     if (args[i] == "--dtype" && i + 1 < args.size()) dtype = args[++i];
+    else if (args[i] == "--write" && i + 1 < args.size()) write = args[++i];
     else if (args[i].rfind("--", 0) != 0) paths.push_back(args[i]);
     else usage_error("unpack: unexpected argument \"" + args[i] + "\"");
   }
   if (paths.size() != 2) usage_error("unpack: expected IN.ecq OUT.safetensors");
+  unpack_io io = unpack_io::automatic;
+  if (write == "direct") io = unpack_io::direct;
+  else if (write == "buffered") io = unpack_io::buffered;
+  else if (write != "auto") usage_error("unpack: --write must be auto, direct or buffered");
   ecq::tensor_dtype want = ecq::tensor_dtype::f32;
   if (dtype != "auto" && (dtype == "F64" || !ecq::dtype_from_name(dtype, &want) || !ecq::is_float_dtype(want)))
     usage_error("unpack: --dtype must be auto, F32, BF16 or F16");
@@ -1173,32 +1323,48 @@ int cmd_unpack(const std::vector<std::string>& args) {
   });
   ecq::safetensors_writer w;
   std::uint64_t weights = 0;
+  std::vector<std::uint64_t> sizes(ts.size());
+  std::vector<std::string> names(ts.size());
   for (std::size_t i = 0; i < ts.size(); ++i) {
     if (st[i] != status::ok) fail("tensor \"" + ts[i].name + "\": " + ecq::status_string(st[i]));
     weights += ts[i].elements();
     const ecq::encoded_tensor* e = opened[i].data() != nullptr ? &opened[i] : nullptr;
-    const status s = w.declare(ts[i].name, ecq::unpacked_dtype(ts[i], e, requested), ts[i].shape);
+    const ecq::tensor_dtype d = ecq::unpacked_dtype(ts[i], e, requested);
+    const status s = w.declare(ts[i].name, d, ts[i].shape);
     if (s != status::ok) fail("tensor \"" + ts[i].name + "\": " + ecq::status_string(s));
+    sizes[i] = ts[i].elements() * ecq::dtype_size(d);  // declare checked that it does not overflow
+    names[i] = ts[i].name;
   }
   for (const auto& kv : r.metadata()) w.add_metadata(kv.first, kv.second);
   ecq::cpu_options cpu;
   cpu.threads = common.threads;
-  std::string error;
-  const status s = w.write_file(paths[1], [&](std::size_t i, std::vector<std::uint8_t>* out) {
+  const ecq::safetensors_writer::produce_fn produce = [&](std::size_t i, std::vector<std::uint8_t>* out) {
     ecq::tensor_dtype got;
     const ecq::encoded_tensor* e = opened[i].data() != nullptr ? &opened[i] : nullptr;
     const status u = ecq::unpack_tensor(r, i, requested, out, &got, ecq::default_max_decoded_weights, cpu, e);
     opened[i] = ecq::encoded_tensor{};
     return u;
-  }, &error);
-  if (s != status::ok) {
-    std::remove(paths[1].c_str());  // no partial output
-    fail(paths[1] + ": " + error);
+  };
+  // O_DIRECT unless asked otherwise; --write auto falls back to the library's buffered writer where the file
+  // system refuses O_DIRECT at open (tmpfs before Linux 6.6, /dev/null, some network and FUSE file systems).
+  direct_result d;
+  d.refused = io == unpack_io::buffered;
+  if (io != unpack_io::buffered) d = write_unpacked_direct(paths[1], w.header_bytes(), sizes, names, produce);
+  const char* how = d.buffered ? "O_DIRECT, then buffered where refused" : "O_DIRECT";
+  if (d.refused && io != unpack_io::direct) {
+    how = "buffered";
+    d.st = w.write_file(paths[1], produce, &d.error);
+  }
+  if (d.st != status::ok) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(paths[1], ec)) std::remove(paths[1].c_str());  // no partial output
+    fail(paths[1] + ": " + d.error);
   }
   const double t = seconds_since(start);
   if (!common.quiet)
-    std::printf("%s: %zu tensors, %llu weights in %.3f s (%.3g weights/s, %u threads)\n", paths[1].c_str(), ts.size(),
-                static_cast<unsigned long long>(weights), t, t > 0 ? double(weights) / t : 0.0, common.thread_count());
+    std::printf("%s: %zu tensors, %llu weights in %.3f s (%.3g weights/s, %u threads, %s)\n", paths[1].c_str(),
+                ts.size(), static_cast<unsigned long long>(weights), t, t > 0 ? double(weights) / t : 0.0,
+                common.thread_count(), how);
   return 0;
 }
 
@@ -1332,6 +1498,22 @@ int self_test() {
     const pack_result res = run_pack(q);
     check(cmd_verify({packed, "--quiet"}) == 0, std::string(scheme) + ": verify failed");
     check(cmd_unpack({packed, out, "--quiet", "--threads", "3"}) == 0, std::string(scheme) + ": unpack failed");
+    {
+      // The O_DIRECT output (tensors not multiples of 4 KiB: the carried and the buffered end) equals the
+      // library's buffered writer's, byte for byte; --write auto falls back to it where O_DIRECT is refused
+      // at open (as /dev/null does).
+      const std::string buffered = (dir / "out_buffered.safetensors").string();
+      check(cmd_unpack({packed, buffered, "--quiet", "--write", "buffered"}) == 0,
+            std::string(scheme) + ": unpack --write buffered failed");
+      std::vector<std::uint8_t> a, b;
+      check(ecq::read_file_bytes(out, &a) == status::ok && ecq::read_file_bytes(buffered, &b) == status::ok &&
+                a == b && a.size() % direct_align != 0,
+            std::string(scheme) + ": the O_DIRECT and the buffered output differ");
+#if ECQ_TOOL_HAVE_O_DIRECT
+      if (fs::exists("/dev/null"))
+        check(cmd_unpack({packed, "/dev/null", "--quiet"}) == 0, std::string(scheme) + ": unpack to /dev/null failed");
+#endif
+    }
     check(cmd_inspect({packed, "--json"}) == 0, std::string(scheme) + ": inspect of the .ecq file failed");
     loaded_file f;
     load_safetensors(out, &f);

@@ -9,7 +9,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -287,6 +289,13 @@ TEST(Safetensors, WriteFileStreamsDeclaredTensors) {
   std::vector<std::uint8_t> bytes;
   ASSERT_EQ(ecq::read_file_bytes(path, &bytes), status::ok);
   EXPECT_EQ(bytes, all.serialize());
+  // header_bytes() is the file's beginning, and the first tensor's bytes follow it (ecq unpack's O_DIRECT writer
+  // places every tensor by it).
+  const std::vector<std::uint8_t> head = streamed.header_bytes();
+  ASSERT_EQ(head.size() % 8, 0u);
+  ASSERT_LE(head.size() + data[0].size(), bytes.size());
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), bytes.begin()));
+  EXPECT_TRUE(std::equal(data[0].begin(), data[0].end(), bytes.begin() + std::ptrdiff_t(head.size())));
   std::string error;
   EXPECT_EQ(streamed.write_file(path, [](std::size_t, std::vector<std::uint8_t>* out) {
     out->assign(3, 0);

@@ -631,7 +631,7 @@ class safetensors_writer {
 
   /// @return the complete file.
   std::vector<std::uint8_t> serialize() const {
-    const std::vector<std::uint8_t> head = header();
+    const std::vector<std::uint8_t> head = header_bytes();
     // Sized once and filled in place (GCC 12 at -O3 reports a false -Warray-bounds on insert() after an
     // 8-byte vector).
     std::size_t total = head.size();
@@ -643,6 +643,48 @@ class safetensors_writer {
       if (!e.bytes.empty()) std::memcpy(out.data() + at, e.bytes.data(), e.bytes.size());
       at += std::size_t(e.size);
     }
+    return out;
+  }
+
+  /// The file's first bytes, which serialize and write_file begin with: the
+  /// 8-byte little-endian length and the JSON header, padded with spaces to a
+  /// multiple of 8; tensor k's bytes follow at header_bytes().size() plus the
+  /// sizes of the tensors added or declared before it (a caller that writes
+  /// the file itself, ecq unpack's O_DIRECT output, places them so).
+  std::vector<std::uint8_t> header_bytes() const {
+    std::string json = "{";
+    bool first = true;
+    if (!metadata_.empty()) {
+      json += "\"__metadata__\":{";
+      for (std::size_t k = 0; k < metadata_.size(); ++k) {
+        if (k) json += ',';
+        append_string(&json, metadata_[k].first);
+        json += ':';
+        append_string(&json, metadata_[k].second);
+      }
+      json += '}';
+      first = false;
+    }
+    std::uint64_t offset = 0;
+    for (const auto& e : entries_) {
+      if (!first) json += ',';
+      first = false;
+      append_string(&json, e.name);
+      json += ":{\"dtype\":\"";
+      json += dtype_name(e.dtype);
+      json += "\",\"shape\":[";
+      for (std::size_t k = 0; k < e.shape.size(); ++k) {
+        if (k) json += ',';
+        json += std::to_string(e.shape[k]);
+      }
+      json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + e.size) + "]}";
+      offset += e.size;
+    }
+    json += '}';
+    while (json.size() % 8 != 0) json += ' ';
+    std::vector<std::uint8_t> out(8 + json.size());
+    for (int k = 0; k < 8; ++k) out[std::size_t(k)] = std::uint8_t(std::uint64_t(json.size()) >> (8 * k));
+    std::memcpy(out.data() + 8, json.data(), json.size());
     return out;
   }
 
@@ -669,7 +711,7 @@ class safetensors_writer {
     auto put = [f, &written](const std::vector<std::uint8_t>* b) {
       written = written && (b->empty() || std::fwrite(b->data(), 1, b->size(), f) == b->size());
     };
-    const std::vector<std::uint8_t> head = header();
+    const std::vector<std::uint8_t> head = header_bytes();
     put(&head);
     status st = status::ok;
     std::string why;
@@ -717,43 +759,6 @@ class safetensors_writer {
     return status::ok;
   }
 
-  /// The 8-byte length and the JSON header, padded with spaces to a multiple of 8.
-  std::vector<std::uint8_t> header() const {
-    std::string json = "{";
-    bool first = true;
-    if (!metadata_.empty()) {
-      json += "\"__metadata__\":{";
-      for (std::size_t k = 0; k < metadata_.size(); ++k) {
-        if (k) json += ',';
-        append_string(&json, metadata_[k].first);
-        json += ':';
-        append_string(&json, metadata_[k].second);
-      }
-      json += '}';
-      first = false;
-    }
-    std::uint64_t offset = 0;
-    for (const auto& e : entries_) {
-      if (!first) json += ',';
-      first = false;
-      append_string(&json, e.name);
-      json += ":{\"dtype\":\"";
-      json += dtype_name(e.dtype);
-      json += "\",\"shape\":[";
-      for (std::size_t k = 0; k < e.shape.size(); ++k) {
-        if (k) json += ',';
-        json += std::to_string(e.shape[k]);
-      }
-      json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + e.size) + "]}";
-      offset += e.size;
-    }
-    json += '}';
-    while (json.size() % 8 != 0) json += ' ';
-    std::vector<std::uint8_t> out(8 + json.size());
-    for (int k = 0; k < 8; ++k) out[std::size_t(k)] = std::uint8_t(std::uint64_t(json.size()) >> (8 * k));
-    std::memcpy(out.data() + 8, json.data(), json.size());
-    return out;
-  }
 
   static void append_string(std::string* json, const std::string& s) {
     static const char hex[] = "0123456789abcdef";
