@@ -345,6 +345,48 @@ TEST(Policy, UnpackConvertsOnRequestAndGivesLossyTensorsAsFloat32) {
   EXPECT_EQ(ecq::unpack_tensor(r, 1, nullptr, &bytes, &d, 100), status::output_too_small);
 }
 
+/// unpack_tensor_to gives unpack_tensor's bytes and dtype for every tensor, lossless, lossy, raw and empty, in
+/// automatic and requested dtypes, whether the memory is aligned (decoded in place) or not (through scratch),
+/// and refuses a size other than the tensor's.
+TEST(Policy, UnpackIntoCallerMemoryEqualsUnpack) {
+  const auto c = checkpoint();
+  for (const char* scheme : {static_cast<const char*>(nullptr), "affine4-g64", "bf16"}) {
+    const auto file = pack_file(c, scheme);
+    ecq::ecq_file_reader r;
+    ASSERT_EQ(r.parse(file.data(), file.size()), status::ok);
+    const tensor_dtype bf = tensor_dtype::bf16, f32 = tensor_dtype::f32;
+    for (const tensor_dtype* want : {static_cast<const tensor_dtype*>(nullptr), &bf, &f32}) {
+      for (std::size_t i = 0; i < r.tensors().size(); ++i) {
+        const std::string what = std::string(scheme ? scheme : "lossless") + ", " + r.tensors()[i].name;
+        std::vector<std::uint8_t> expect, scratch;
+        tensor_dtype d{}, got{};
+        ASSERT_EQ(ecq::unpack_tensor(r, i, want, &expect, &d), status::ok) << what;
+        std::vector<std::uint32_t> memory(expect.size() / 4 + 2, 0xdeadbeefu);  // 4-byte aligned
+        for (std::size_t shift : {std::size_t(0), std::size_t(1)}) {
+          auto* out = reinterpret_cast<std::uint8_t*>(memory.data()) + shift;
+          ASSERT_EQ(ecq::unpack_tensor_to(r, i, want, out, expect.size(), &scratch, &got), status::ok) << what;
+          EXPECT_EQ(got, d) << what;
+          EXPECT_TRUE(std::equal(expect.begin(), expect.end(), out)) << what << ", shifted by " << shift;
+        }
+        EXPECT_EQ(ecq::unpack_tensor_to(r, i, want, reinterpret_cast<std::uint8_t*>(memory.data()),
+                                        expect.size() + 1, &scratch, &got),
+                  status::bad_shape)
+            << what;
+      }
+    }
+  }
+  std::vector<std::uint8_t> scratch;
+  tensor_dtype d{};
+  const auto file = pack_file(checkpoint(), "affine4-g64");
+  ecq::ecq_file_reader r;
+  ASSERT_EQ(r.parse(file.data(), file.size()), status::ok);
+  std::vector<float> big(r.tensors()[1].elements());
+  EXPECT_EQ(ecq::unpack_tensor_to(r, 99, nullptr, nullptr, 0, &scratch, &d), status::invalid_argument);
+  EXPECT_EQ(ecq::unpack_tensor_to(r, 1, nullptr, reinterpret_cast<std::uint8_t*>(big.data()), big.size() * 4,
+                                  &scratch, &d, 100),
+            status::output_too_small);
+}
+
 TEST(Policy, RealCheckpointsPackEveryTensorNoneLargerThanLossless) {
   bool any = false;
   for (const char* file : {"stories260K.safetensors", "use-lite.safetensors"}) {

@@ -471,6 +471,18 @@ inline void floats_as(const std::vector<float>& v, tensor_dtype d, std::vector<s
   }
 }
 
+/// How unpack_tensor writes container e's values as `dtype`: straight into the output (the bf16 scheme's
+/// patterns or any scheme's rounded weights as BF16; a lossy scheme's floats as F32), or through a copy (0).
+enum class unpack_direct { none, bf16, f32 };
+inline unpack_direct unpack_direct_kind(const encoded_tensor& e, tensor_dtype dtype, const tensor_dtype* want) {
+  if (gpu_layout::weights_per_symbol(e.geometry().scheme_id) != 0) return unpack_direct::none;
+  const scheme_kind kind = scheme_kind(e.geometry().scheme_id);
+  if (dtype == tensor_dtype::bf16 && (kind == scheme_kind::bf16 || want != nullptr)) return unpack_direct::bf16;
+  if (dtype == tensor_dtype::f32 && kind != scheme_kind::bf16 && kind != scheme_kind::f16 && kind != scheme_kind::f32)
+    return unpack_direct::f32;
+  return unpack_direct::none;
+}
+
 }  // namespace detail
 
 /// The dtype unpack_tensor gives tensor t of a file (see unpack_tensor for
@@ -568,15 +580,15 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
     return status::ok;
   }
   const scheme_kind kind = scheme_kind(g.scheme_id);
-  if (*dtype == tensor_dtype::bf16 && (kind == scheme_kind::bf16 || want != nullptr)) {
+  const detail::unpack_direct direct = detail::unpack_direct_kind(e, *dtype, want);
+  if (direct == detail::unpack_direct::bf16) {
     // Straight into the bytes (a little-endian target: ecq/config.hpp), in
     // parallel: the stored patterns of the bf16 scheme, the rounded weights
     // of the others.
     bytes->resize(n * 2);  // no fill when the caller's vector already had this size
     return decode_to_bf16(e, reinterpret_cast<std::uint16_t*>(bytes->data()), n, cpu);
   }
-  if (*dtype == tensor_dtype::f32 && kind != scheme_kind::bf16 && kind != scheme_kind::f16 &&
-      kind != scheme_kind::f32) {
+  if (direct == detail::unpack_direct::f32) {
     bytes->resize(n * 4);  // a lossy scheme's float weights
     return decode_to_float(e, reinterpret_cast<float*>(bytes->data()), n, cpu);
   }
@@ -604,6 +616,52 @@ inline status unpack_tensor(const ecq_file_reader& r, std::size_t i, const tenso
   s = decode_to_float(e, v.data(), v.size(), cpu);
   if (s != status::ok) return s;
   detail::floats_as(v, *dtype, bytes);
+  return status::ok;
+}
+
+/// CHECKED: unpack_tensor into the caller's memory: `out` holds `size`
+/// bytes, the unpacked tensor's (its elements times the size of
+/// unpacked_dtype). Where unpack_tensor decodes straight into its bytes (BF16
+/// from the bf16 scheme or any requested BF16, a lossy scheme's F32) the
+/// values are decoded into `out` when it is aligned for the dtype; the other
+/// cases go through `scratch` (reused as unpack_tensor's `bytes`) and one
+/// copy. For a caller that owns the output memory: an aligned O_DIRECT
+/// buffer (ecq unpack), a mapped file, pinned staging.
+/// @return as unpack_tensor, and status::bad_shape when `size` is not the
+///         unpacked tensor's size (nothing decoded).
+inline status unpack_tensor_to(const ecq_file_reader& r, std::size_t i, const tensor_dtype* want, std::uint8_t* out,
+                               std::size_t size, std::vector<std::uint8_t>* scratch, tensor_dtype* dtype,
+                               std::uint64_t max_weights = default_max_decoded_weights, const cpu_options& cpu = {},
+                               const encoded_tensor* opened = nullptr) {
+  if (i >= r.tensors().size() || (want != nullptr && !is_float_dtype(*want))) return status::invalid_argument;
+  const ecq_file_tensor& t = r.tensors()[i];
+  encoded_tensor own_open;
+  if (opened == nullptr && t.storage != ecq_storage::raw && t.elements() != 0) {
+    status s = r.open_tensor_borrowed(i, &own_open);
+    if (s == status::invalid_argument) s = r.open_tensor(i, &own_open);  // not 16-byte aligned in memory
+    if (s != status::ok) return s;
+    opened = &own_open;
+  }
+  const encoded_tensor* e = t.storage == ecq_storage::raw || t.elements() == 0 ? nullptr : opened;
+  const tensor_dtype d = unpacked_dtype(t, e, want);
+  const std::uint64_t n = t.elements();
+  if (n > ~std::uint64_t(0) / dtype_size(d) || n * dtype_size(d) != size) return status::bad_shape;
+  const detail::unpack_direct direct = e != nullptr ? detail::unpack_direct_kind(*e, d, want) : detail::unpack_direct::none;
+  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(out);
+  if (direct == detail::unpack_direct::bf16 && at % alignof(std::uint16_t) == 0) {
+    if (n > max_weights) return status::output_too_small;
+    *dtype = d;
+    return decode_to_bf16(*e, reinterpret_cast<std::uint16_t*>(out), std::size_t(n), cpu);
+  }
+  if (direct == detail::unpack_direct::f32 && at % alignof(float) == 0) {
+    if (n > max_weights) return status::output_too_small;
+    *dtype = d;
+    return decode_to_float(*e, reinterpret_cast<float*>(out), std::size_t(n), cpu);
+  }
+  const status s = unpack_tensor(r, i, want, scratch, dtype, max_weights, cpu, e);
+  if (s != status::ok) return s;
+  if (scratch->size() != size) return status::bad_shape;
+  if (size != 0) std::memcpy(out, scratch->data(), size);
   return status::ok;
 }
 
