@@ -6,7 +6,7 @@
 #   ecq_bench_gemv    gemv/real/{ecq_fused_*,container_gemv_p1,container_gemv_p2}, gemv/synthetic268M/*
 # the compile time and size of examples/decode_file.cpp (the 30-line program of issue #11), and the `ecq` tool's
 # verify and unpack of the synthetic 268 M-weight checkpoint as a BF16 .safetensors file packed with --scheme bf16
-# (2 threads, 3 runs each; the unpacked file is compared with the source byte for byte).
+# (bench/ecq_tool_rows.sh: 2 threads, 3 runs each, next to dd; the unpacked file is compared with the source).
 # Usage: bench/cpu_product_path.sh [BUILD_DIR (default build/bench)] [OUT_DIR (default docs/data)]
 #        ECQ_TOOL=path/to/ecq (default build/test/examples/ecq); ECQ_TOOL_DIR: where the 1.4 GB of files go (/tmp)
 # Build first: cmake --preset bench && cmake --build build/bench -j2 --target ecq_bench_decode ecq_bench_gemv
@@ -33,28 +33,5 @@ trap 'rm -rf "$tmp"' EXIT
   g++ -std=c++17 -O2 -Iinclude -DECQ_SOURCE_DIR="\"$PWD\"" examples/decode_file.cpp -o "$tmp/decode_file"
 ls -l "$tmp/decode_file" | awk '{print $5 " bytes"}'
 
-tool="${ECQ_TOOL:-build/test/examples/ecq}"
-if [ ! -x "$tool" ]; then
-  echo "== no ecq tool at $tool: skipping its rows"
-  exit 0
-fi
-dir="$(mktemp -d "${ECQ_TOOL_DIR:-/tmp}/ecq_tool_rows.XXXXXX")"
-trap 'rm -rf "$tmp" "$dir"' EXIT
-"$build/bench/ecq_bench_synthetic_safetensors" "$dir/synthetic268M.safetensors"
-"$tool" pack "$dir/synthetic268M.safetensors" "$dir/synthetic268M_bf16.ecq" --scheme bf16 --quiet
-echo "== ecq verify / unpack, synthetic 268M weights packed with --scheme bf16, 2 threads (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-for run in 1 2 3; do
-  /usr/bin/time -f "time: %e s wall, %U s user, %S s sys" "$tool" verify "$dir/synthetic268M_bf16.ecq" --threads 2
-done
-for run in 1 2 3; do
-  rm -f "$dir/unpacked.safetensors"
-  /usr/bin/time -f "time: %e s wall, %U s user, %S s sys" "$tool" unpack "$dir/synthetic268M_bf16.ecq" \
-    "$dir/unpacked.safetensors" --threads 2
-done
-cmp "$dir/unpacked.safetensors" "$dir/synthetic268M.safetensors" && echo "unpacked file == source file"
-echo "== the floor of unpack's output: 512 MiB written to a new file in $dir (dd, 32 MiB blocks)"
-rm -f "$dir/unpacked.safetensors"
-for run in 1 2 3; do
-  rm -f "$dir/zeros"
-  /usr/bin/time -f "time: %e s wall, %U s user, %S s sys" dd if=/dev/zero of="$dir/zeros" bs=32M count=16 status=none
-done
+# The tool's verify and unpack rows (and the dd floor of unpack's output).
+ECQ_TOOL="${ECQ_TOOL:-build/test/examples/ecq}" bench/ecq_tool_rows.sh "$build"
