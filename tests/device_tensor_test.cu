@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace {
@@ -66,8 +67,8 @@ constexpr std::uint32_t kRows = 45, kCols = 1024;  // tiles of 32 and 13 rows; 4
 
 // Exponents 116..125 (triangular) with random signs and mantissas: values
 // of the size of trained weights.
-std::vector<std::uint16_t> bf16_weights() {
-  std::vector<std::uint16_t> w(std::size_t(kRows) * kCols);
+std::vector<std::uint16_t> bf16_weights(std::uint32_t rows = kRows, std::uint32_t cols = kCols) {
+  std::vector<std::uint16_t> w(std::size_t(rows) * cols);
   for (std::size_t i = 0; i < w.size(); ++i) {
     const std::uint64_t h = hash(i);
     const std::uint32_t e = 116 + std::uint32_t((h % 6) + ((h >> 3) % 5));
@@ -84,9 +85,9 @@ struct affine4_input {
     return double(bf16_value(scales[g])) * codes[r * kCols + c] + double(bf16_value(biases[g]));
   }
 };
-affine4_input affine4_weights() {
+affine4_input affine4_weights(std::uint32_t rows = kRows, std::uint32_t cols = kCols) {
   affine4_input a;
-  a.codes.resize(std::size_t(kRows) * kCols);
+  a.codes.resize(std::size_t(rows) * cols);
   for (std::size_t i = 0; i < a.codes.size(); ++i) {
     const std::uint64_t h = hash(i + 5);
     a.codes[i] = std::uint8_t(((h & 15) + ((h >> 4) & 15) + ((h >> 8) & 15)) / 3);
@@ -259,6 +260,62 @@ TEST(DeviceTensor, LoadsATensorOfAnEcqFile) {
   desc.alphabet_size = 8;
   ASSERT_EQ(ecq::encoded_tensor::encode(symbols.data(), desc, ecq::coding_options{}, &plain), ecq::status::ok);
   EXPECT_EQ(ecq::device_tensor::load(plain, 0, &staging, &d), ecq::status::unsupported_parameters);
+}
+
+// The decoders' sinks (bf16 through the 128-byte and the 64-byte row
+// stage, which decode_bf16 picks between by ScaleBits; 4-bit codes) in both
+// item orders (interleaved: warp g of G takes items g, g + G, ...;
+// contiguous ranges) on grids of 1 and 3 blocks as well as the default
+// one: each warp then decodes many
+// items, so its word ring, raw pipeline and stores cross item boundaries
+// that are not neighbours in memory, and the last tile's 8 rows end the
+// tensor. Every launch must write exactly the tensor's bytes (a guard after
+// them stays as poisoned).
+TEST(DeviceTensor, DecodesExactlyInEveryItemOrderAndGrid) {
+  ECQ_REQUIRE_GPU();
+  constexpr std::uint32_t rows = 200, cols = 4096;  // 7 tiles (the last of 8 rows) x 16 chunks = 112 items
+  const std::vector<std::uint16_t> w = bf16_weights(rows, cols);
+  const affine4_input a = affine4_weights(rows, cols);
+  ecq::encoded_tensor tb, ta;
+  ASSERT_EQ(ecq::encode_gpu_bf16(w.data(), rows, cols, &tb), ecq::status::ok);
+  ASSERT_EQ(ecq::encode_gpu_affine4(a.codes.data(), a.scales, a.biases, rows, cols, 128, &ta), ecq::status::ok);
+  ecq::pinned_staging staging;
+  ecq::device_tensor db, da;
+  ASSERT_EQ(ecq::device_tensor::load(tb, 0, &staging, &db), ecq::status::ok);
+  ASSERT_EQ(ecq::device_tensor::load(ta, 0, &staging, &da), ecq::status::ok);
+  const std::vector<std::uint8_t> want_b = bytes_of(w), want_a = pack_nibbles(a.codes);
+  constexpr std::size_t guard = 256;
+  using ecq::detail::item_order;
+  for (item_order order : {item_order::interleaved, item_order::contiguous})
+    for (int blocks : {1, 3, 0})
+      for (int sink = 0; sink < 3; ++sink) {  // bf16 128-byte stage, bf16 64-byte stage, codes
+        const int scheme = sink < 2 ? 0 : 1;
+        const std::vector<std::uint8_t>& want = scheme == 0 ? want_b : want_a;
+        device_buffer<std::uint8_t> out(want.size() + guard);
+        device_buffer<std::uint32_t> flags(1);
+        ASSERT_EQ(cudaMemset(out.p, 0xa5, out.n), cudaSuccess);
+        ASSERT_EQ(cudaMemset(flags.p, 0, 4), cudaSuccess);
+        const ecq::device_tensor_view& v = scheme == 0 ? db.view() : da.view();
+        auto* out16 = reinterpret_cast<std::uint16_t*>(out.p);
+        const ecq::status st =
+            sink == 0   ? ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<ecq::detail::row_stage128>>(
+                              v, v.table, out16, flags.p, 0, order, blocks)
+            : sink == 1 ? ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<ecq::detail::row_stage64>>(
+                              v, v.table, out16, flags.p, 0, order, blocks)
+                        : ecq::detail::dispatch_decode<ecq::detail::code_store_sink>(v, v.code_table, out.p, flags.p,
+                                                                                    0, order, blocks);
+        ASSERT_EQ(st, ecq::status::ok);
+        ASSERT_EQ(ecq::read_decode_flags(flags.p, 0), ecq::status::ok);
+        std::vector<std::uint8_t> got = out.get();
+        const std::string what = std::string(sink == 0   ? "bf16 128-byte stage"
+                                             : sink == 1 ? "bf16 64-byte stage"
+                                                         : "codes") +
+                                 (order == item_order::interleaved ? " interleaved" : " contiguous") +
+                                 ", blocks " + std::to_string(blocks);
+        for (std::size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xa5) << what << ": guard byte " << i;
+        got.resize(want.size());
+        EXPECT_TRUE(got == want) << what;
+      }
 }
 
 // The acceptance's loader check: 1000 bit-flipped and 100 truncated files.

@@ -179,15 +179,32 @@ bool read_whole(const std::string& path, std::vector<std::uint8_t>* out) {
 using view = ecq::device_tensor_view;
 template <class Out>
 using decode_fn = std::function<ecq::status(const view&, Out*, std::uint32_t*, cudaStream_t)>;
+template <class Out>
+struct decode_variant {
+  std::string what;
+  decode_fn<Out> fn;
+  bool writes_output = true;  // false: a diagnostic that decodes without storing the rows (nothing to check)
+};
+
+/// Diagnostic sink: decode_bf16's sink with the rows put in the shared-memory
+/// stage but never flushed to device memory, so that decode + reads can be
+/// timed without the writes (the stream-end check still runs).
+struct bf16_no_store_sink : ecq::detail::bf16_store_sink<ecq::detail::row_stage128> {
+  using bf16_store_sink::bf16_store_sink;
+  __device__ __forceinline__ void end_block(std::uint32_t, std::uint32_t block) {
+    const std::uint32_t at = (block % blocks_per_flush) * 32;
+    stage.put(at, make_uint4(w8[0], w8[1], w8[2], w8[3]));
+    stage.put(at + 16, make_uint4(w8[4], w8[5], w8[6], w8[7]));
+  }
+};
 
 /// Each entry: one checked decode of copy 0 (every element against `want`), then the timing over the loaded
 /// copies; bytes = the file's tensor bytes + `out_bytes`, `weights` per decode.
 template <class Out>
-void time_decodes(const std::vector<std::pair<std::string, decode_fn<Out>>>& variants, const loaded& l,
-                  const std::vector<Out>& want, double weights, double out_bytes, int per_graph,
-                  double copy_kernel_gbs) {
+void time_decodes(const std::vector<decode_variant<Out>>& variants, const loaded& l, const std::vector<Out>& want,
+                  double weights, double out_bytes, int per_graph, double copy_kernel_gbs) {
   const std::size_t n = want.size();
-  for (const auto& [what, fn] : variants) {
+  for (const auto& [what, fn, writes_output] : variants) {
     Out* out = nullptr;
     std::uint32_t* flags = nullptr;
     CK(cudaMalloc(&out, n * sizeof(Out)));
@@ -200,16 +217,20 @@ void time_decodes(const std::vector<std::pair<std::string, decode_fn<Out>>>& var
     std::vector<Out> back(n);
     CK(cudaMemcpy(back.data(), out, n * sizeof(Out), cudaMemcpyDeviceToHost));
     std::size_t bad = 0;
-    for (std::size_t i = 0; i < n; ++i) bad += back[i] != want[i];
+    if (writes_output)
+      for (std::size_t i = 0; i < n; ++i) bad += back[i] != want[i];
     r.ok = r.ok && bad == 0;
     r.weights = weights;
-    r.bytes = double(l.file_bytes) + out_bytes;
+    r.bytes = double(l.file_bytes) + (writes_output ? out_bytes : 0.0);
     if (!g_test && !g_profile)
       r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(l.copies[c].view(), out, flags, s); },
                         int(l.copies.size()), per_graph);
     char note[96];
-    std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
-                  r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
+    if (writes_output)
+      std::snprintf(note, sizeof note, "%zu wrong; %.0f%% of the copy kernel's bandwidth", bad,
+                    r.us > 0 ? 100.0 * r.bytes / r.us / 1e3 / copy_kernel_gbs : 0.0);
+    else
+      std::snprintf(note, sizeof note, "diagnostic: no output written, bytes = reads only");
     r.note = note;
     record(r);
     CK(cudaFree(out));
@@ -318,15 +339,52 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
   std::printf("  load (open + checks + tables + pinned staging + H2D): bf16 %.1f MB in %.3f s, affine4 %.1f MB in %.3f s\n",
               double(lb.file_bytes) / 1e6, lb.load_s, double(la.file_bytes) / 1e6, la.load_s);
 
-  // decode bf16 and 4-bit codes through the public calls
-  time_decodes<std::uint16_t>({{"decode_bf16 (bit-exact)", [](const view& v, std::uint16_t* o, std::uint32_t* f,
-                                                              cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }}},
-                              lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);
+  // decode bf16 and 4-bit codes through the public calls, next to session 5's item order (contiguous ranges per
+  // warp) and, for bf16, the decode without its stores (a diagnostic: what reads + decoding cost alone)
+  using ecq::detail::item_order;
+  using ecq::detail::row_stage64;
+  using ecq::detail::row_stage128;
+  auto bf16_with = [](auto stage, item_order o) {  // row_stage64, contiguous: session 5's kernel
+    using sink = ecq::detail::bf16_store_sink<decltype(stage)>;
+    return [o](const view& v, std::uint16_t* out, std::uint32_t* f, cudaStream_t s) {
+      return ecq::detail::dispatch_decode<sink>(v, v.table, out, f, s, o);
+    };
+  };
+  auto bf16_no_store = [](item_order o) {
+    return [o](const view& v, std::uint16_t* out, std::uint32_t* f, cudaStream_t s) {
+      return ecq::detail::dispatch_decode<bf16_no_store_sink>(v, v.table, out, f, s, o);
+    };
+  };
+  {
+    using ecq::detail::bf16_store_sink;
+    using D = ecq::detail::decode_warp_decoder<11>;
+    std::printf("  decode grids at ScaleBits 11 (blocks of %d warps): 128-byte stage %d, 64-byte stage %d\n",
+                ecq::detail::decode_block_warps,
+                ecq::detail::decode_grid<D, bf16_store_sink<row_stage128>, std::uint16_t>(),
+                ecq::detail::decode_grid<D, bf16_store_sink<row_stage64>, std::uint16_t>());
+  }
+  time_decodes<std::uint16_t>(
+      {{"decode_bf16 (bit-exact)", [](const view& v, std::uint16_t* o, std::uint32_t* f,
+                                      cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
+       {"bf16 64 B stage, contiguous (s5)", bf16_with(row_stage64{}, item_order::contiguous)},
+       {"bf16 64 B stage, interleaved", bf16_with(row_stage64{}, item_order::interleaved)},
+       {"bf16 128 B stage, contiguous", bf16_with(row_stage128{}, item_order::contiguous)},
+       {"decode_bf16 again", [](const view& v, std::uint16_t* o, std::uint32_t* f,
+                                cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
+       {"bf16 64 B stage, contiguous (s5) again", bf16_with(row_stage64{}, item_order::contiguous)},
+       {"bf16 no stores, interleaved", bf16_no_store(item_order::interleaved), false}},
+      lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);
   std::vector<std::uint8_t> want(n / 2);
   for (std::size_t i = 0; i < n / 2; ++i) want[i] = std::uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4));
-  time_decodes<std::uint8_t>({{"decode_codes (exact)", [](const view& v, std::uint8_t* o, std::uint32_t* f,
-                                                          cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }}},
-                             la, want, double(n), double(n) / 2, 40, copy_kernel_gbs);
+  time_decodes<std::uint8_t>(
+      {{"decode_codes (exact)", [](const view& v, std::uint8_t* o, std::uint32_t* f,
+                                   cudaStream_t s) { return ecq::decode_codes(v, o, f, s); }},
+       {"decode_codes contiguous (session 5)",
+        [](const view& v, std::uint8_t* o, std::uint32_t* f, cudaStream_t s) {
+          return ecq::detail::dispatch_decode<ecq::detail::code_store_sink>(v, v.code_table, o, f, s,
+                                                                            item_order::contiguous);
+        }}},
+      la, want, double(n), double(n) / 2, 40, copy_kernel_gbs);
 }
 
 }  // namespace
