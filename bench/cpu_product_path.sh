@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/cpu_product_path.sh — the CPU product path measured side by side with its kernel-only baselines, in one
 # run per binary (docs/performance.md, "The CPU product path"):
-#   ecq_bench_decode  container/<real|synthetic268M>/<affine4-g64|bf16>/{kernel_only,decode_to_symbols,
+#   ecq_bench_decode  container/<real|synthetic268M>/<affine4-g64|bf16>/{kernel_only,kernel_to_memory,
+#                     decode_to_symbols,decode_to_symbol_bytes,
 #                     decode_to_float,decode_to_bf16}/threads:{1,all}
 #   ecq_bench_gemv    gemv/real/{ecq_fused_*,container_gemv_p1,container_gemv_p2}, gemv/synthetic268M/*
 # the compile time and size of examples/decode_file.cpp (the 30-line program of issue #11), and the `ecq` tool's

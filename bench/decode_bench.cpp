@@ -158,8 +158,13 @@ using checkpoint_fn = const ecq_bench::ecq_checkpoint& (*)(const std::string&);
 
 /// Every block of t through cpu_decoder<rans32x16<S>, Lanes, 8> into stream order: the kernel alone.
 /// (One lane, which no SIMD kernel takes, runs the core's checked decoder: the kernel cpu_decoder has for it.)
+/// to_memory false (`kernel_only`): every block into the same block-sized buffer, which stays in L2 (512 KB for
+/// the 268M checkpoint's blocks): the kernel's rate with no output traffic at all. to_memory true
+/// (`kernel_to_memory`): each block to its own place in a tensor-sized buffer, one byte per symbol, as a caller
+/// that keeps the symbols needs: the kernel's rate with the least output a decode to memory can write.
 template <int ScaleBits, int Lanes>
-ecq::status kernel_only_tensor(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+ecq::status kernel_only_tensor(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, bool to_memory,
+                               ecq::cpu_kernel* k) {
   constexpr int symbol_bits = ScaleBits < 8 ? ScaleBits : 8;  // as tensor_decoder's tables
   ecq::decode_table<ScaleBits, symbol_bits> table;
   ecq::status st = table.build(t.frequencies().data(), std::uint32_t(t.frequencies().size()));
@@ -168,42 +173,47 @@ ecq::status kernel_only_tensor(const ecq::encoded_tensor& t, std::vector<std::ui
   if (Lanes > 1) *k = d.kernel();
   const ecq::encoded_tensor_view v = t.view();
   const ecq::tensor_geometry& g = t.geometry();
+  std::size_t at = 0;
   for (std::uint64_t tile = 0; tile < g.num_tiles() && st == ecq::status::ok; ++tile)
     for (std::uint64_t chunk = 0; chunk < g.num_chunks() && st == ecq::status::ok; ++chunk) {
       const ecq::block_view b = v.block(tile, chunk);
-      if (scratch->size() < b.num_symbols()) scratch->resize(std::size_t(b.num_symbols()));
+      if (scratch->size() < at + b.num_symbols()) scratch->resize(at + std::size_t(b.num_symbols()));
       st = d.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), std::size_t(b.num_symbols()),
-                    scratch->data());
+                    scratch->data() + at);
+      if (to_memory) at += std::size_t(b.num_symbols());
     }
   return st;
 }
 
 template <int ScaleBits>
-ecq::status kernel_only_lanes(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+ecq::status kernel_only_lanes(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, bool to_memory,
+                              ecq::cpu_kernel* k) {
   switch (t.geometry().lanes) {
-    case 1: return kernel_only_tensor<ScaleBits, 1>(t, scratch, k);
-    case 8: return kernel_only_tensor<ScaleBits, 8>(t, scratch, k);
-    case 16: return kernel_only_tensor<ScaleBits, 16>(t, scratch, k);
-    case 32: return kernel_only_tensor<ScaleBits, 32>(t, scratch, k);
-    case 64: return kernel_only_tensor<ScaleBits, 64>(t, scratch, k);
+    case 1: return kernel_only_tensor<ScaleBits, 1>(t, scratch, to_memory, k);
+    case 8: return kernel_only_tensor<ScaleBits, 8>(t, scratch, to_memory, k);
+    case 16: return kernel_only_tensor<ScaleBits, 16>(t, scratch, to_memory, k);
+    case 32: return kernel_only_tensor<ScaleBits, 32>(t, scratch, to_memory, k);
+    case 64: return kernel_only_tensor<ScaleBits, 64>(t, scratch, to_memory, k);
     default: return ecq::status::unsupported_parameters;
   }
 }
 
-ecq::status kernel_only(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, ecq::cpu_kernel* k) {
+ecq::status kernel_only(const ecq::encoded_tensor& t, std::vector<std::uint8_t>* scratch, bool to_memory,
+                        ecq::cpu_kernel* k) {
   if (t.geometry().alphabet_size > 256) return ecq::status::unsupported_parameters;
   switch (t.geometry().scale_bits) {
-    case 7: return kernel_only_lanes<7>(t, scratch, k);
-    case 8: return kernel_only_lanes<8>(t, scratch, k);
-    case 9: return kernel_only_lanes<9>(t, scratch, k);
-    case 10: return kernel_only_lanes<10>(t, scratch, k);
-    case 11: return kernel_only_lanes<11>(t, scratch, k);
-    case 12: return kernel_only_lanes<12>(t, scratch, k);
+    case 7: return kernel_only_lanes<7>(t, scratch, to_memory, k);
+    case 8: return kernel_only_lanes<8>(t, scratch, to_memory, k);
+    case 9: return kernel_only_lanes<9>(t, scratch, to_memory, k);
+    case 10: return kernel_only_lanes<10>(t, scratch, to_memory, k);
+    case 11: return kernel_only_lanes<11>(t, scratch, to_memory, k);
+    case 12: return kernel_only_lanes<12>(t, scratch, to_memory, k);
     default: return ecq::status::unsupported_parameters;
   }
 }
 
-enum class container_op { kernel_only, symbols, to_float, to_bf16 };
+// symbols: decode_to_symbols into 16-bit symbols; symbol_bytes: its one-byte overload (alphabets <= 256).
+enum class container_op { kernel_only, kernel_to_memory, symbols, symbol_bytes, to_float, to_bf16 };
 
 void container_decode(benchmark::State& state, checkpoint_fn get, std::string scheme, container_op op,
                       unsigned threads) {
@@ -213,8 +223,19 @@ void container_decode(benchmark::State& state, checkpoint_fn get, std::string sc
   for (const auto& t : c.tensors) largest = std::max(largest, t.geometry().rows * t.geometry().cols);
   std::vector<std::uint16_t> symbols, h;
   std::vector<float> w;
-  std::vector<std::uint8_t> scratch;
+  std::vector<std::uint8_t> scratch, bytes;
   if (op == container_op::symbols || op == container_op::to_bf16) (op == container_op::symbols ? symbols : h).resize(largest);
+  if (op == container_op::symbol_bytes) bytes.resize(largest);
+  if (op == container_op::kernel_to_memory) {  // the largest tensor's blocks, padding rows included, touched before timing
+    std::uint64_t stream_symbols = 0;
+    for (const auto& t : c.tensors) {
+      std::uint64_t sum = 0;
+      for (std::uint64_t b = 0; b < t.geometry().num_blocks(); ++b)
+        sum += t.view().block(b / t.geometry().num_chunks(), b % t.geometry().num_chunks()).num_symbols();
+      stream_symbols = std::max(stream_symbols, sum);
+    }
+    scratch.resize(std::size_t(stream_symbols));
+  }
   if (op == container_op::to_float) w.resize(largest);
   ecq::cpu_options o;
   o.threads = threads;
@@ -223,8 +244,10 @@ void container_decode(benchmark::State& state, checkpoint_fn get, std::string sc
   for (auto _ : state) {
     for (const auto& t : c.tensors) {
       switch (op) {
-        case container_op::kernel_only: st = kernel_only(t, &scratch, &kernel); break;
+        case container_op::kernel_only: st = kernel_only(t, &scratch, false, &kernel); break;
+        case container_op::kernel_to_memory: st = kernel_only(t, &scratch, true, &kernel); break;
         case container_op::symbols: st = ecq::decode_to_symbols(t, symbols.data(), symbols.size(), o); break;
+        case container_op::symbol_bytes: st = ecq::decode_to_symbols(t, bytes.data(), bytes.size(), o); break;
         case container_op::to_float: st = ecq::decode_to_float(t, w.data(), w.size(), o); break;
         case container_op::to_bf16: st = ecq::decode_to_bf16(t, h.data(), h.size(), o); break;
       }
@@ -236,7 +259,8 @@ void container_decode(benchmark::State& state, checkpoint_fn get, std::string sc
   if (st != ecq::status::ok) return state.SkipWithError(ecq::status_string(st));
   ecq::tensor_decoder d;
   d.build(c.tensors.front());
-  state.SetLabel(std::string(op == container_op::kernel_only ? ecq::cpu_kernel_name(kernel) : ecq::cpu_kernel_name(d.kernel())) +
+  const bool kernel_row = op == container_op::kernel_only || op == container_op::kernel_to_memory;
+  state.SetLabel(std::string(kernel_row ? ecq::cpu_kernel_name(kernel) : ecq::cpu_kernel_name(d.kernel())) +
                  " lanes " + std::to_string(c.tensors.front().geometry().lanes) + " S" +
                  std::to_string(c.tensors.front().geometry().scale_bits));
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(c.weights));
@@ -298,14 +322,16 @@ void register_benchmarks() {
     const char* name;
   };
   const op_name ops[] = {{container_op::kernel_only, "kernel_only"},
+                         {container_op::kernel_to_memory, "kernel_to_memory"},
                          {container_op::symbols, "decode_to_symbols"},
+                         {container_op::symbol_bytes, "decode_to_symbol_bytes"},
                          {container_op::to_float, "decode_to_float"},
                          {container_op::to_bf16, "decode_to_bf16"}};
   for (const auto& cp : checkpoints)
     for (const char* scheme : {"affine4-g64", "bf16"})
       for (const auto& op : ops)
         for (unsigned threads : {1u, 0u}) {
-          if (op.op == container_op::kernel_only && threads != 1) continue;
+          if ((op.op == container_op::kernel_only || op.op == container_op::kernel_to_memory) && threads != 1) continue;
           const std::string name = std::string("container/") + cp.name + "/" + scheme + "/" + op.name +
                                    (threads == 1 ? "/threads:1" : "/threads:all");
           const checkpoint_fn get = cp.get;

@@ -2,7 +2,8 @@
 // every CPU path this machine runs (the SIMD kernels of ecq/cpu_decode.hpp behind ecq/cpu/tensor_decoder.hpp, the
 // stream-order affine GEMV), against the core's scalar checked decoder. Properties:
 //   * nothing reads outside the container or writes outside the caller's buffers (AddressSanitizer);
-//   * decode_to_symbols returns exactly the status of encoded_tensor::decode_checked, and on success its symbols;
+//   * decode_to_symbols returns exactly the status of encoded_tensor::decode_checked, and on success its symbols
+//     (its one-byte overload too, for alphabets of at most 256 symbols; unsupported_parameters above);
 //   * decode_to_float returns exactly the status of decode_and_dequantize, and on success its weights, bit for bit;
 //     check_decode returns that status too, and decode_to_bf16 (for the lossless bf16 scheme: its symbols joined
 //     with their raw bytes in the row scatter) gives it and, on success, the weights rounded to bfloat16 (exact
@@ -58,6 +59,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     o.threads = 1;
     ECQ_FUZZ_CHECK(ecq::decode_to_symbols(t, out.data(), n, o) == expected);
     if (expected == ecq::status::ok) ECQ_FUZZ_CHECK(out == ref);
+    std::vector<std::uint8_t> bytes(n);
+    const ecq::status got_bytes = ecq::decode_to_symbols(t, bytes.data(), n, o);
+    ECQ_FUZZ_CHECK(got_bytes == (g.alphabet_size > 256 ? ecq::status::unsupported_parameters : expected));
+    if (got_bytes == ecq::status::ok)
+      for (std::size_t i = 0; i < n; ++i) ECQ_FUZZ_CHECK(bytes[i] == ref[i]);
 
     std::vector<float> w(weights);
     ECQ_FUZZ_CHECK(ecq::decode_to_float(t, w.data(), weights, o) == dequantized);

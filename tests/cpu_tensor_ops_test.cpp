@@ -87,6 +87,15 @@ TEST(DecodeToSymbols, EqualsTheCheckedDecoderOnEveryPathAndShape) {
             ASSERT_EQ(ecq::decode_to_symbols(c.tensor, out.data(), out.size(), o), status::ok);
             ASSERT_EQ(out, c.symbols) << "rows " << sh.rows << " lanes " << sh.lanes << " alphabet " << alphabet
                                       << " S " << s << " path " << ecq::cpu_path_name(p);
+            std::vector<std::uint8_t> bytes(c.symbols.size(), 0xee);
+            if (alphabet > 256) {
+              ASSERT_EQ(ecq::decode_to_symbols(c.tensor, bytes.data(), bytes.size(), o), status::unsupported_parameters);
+              continue;
+            }
+            ASSERT_EQ(ecq::decode_to_symbols(c.tensor, bytes.data(), bytes.size(), o), status::ok);
+            ASSERT_TRUE(std::equal(bytes.begin(), bytes.end(), c.symbols.begin()))
+                << "bytes: rows " << sh.rows << " lanes " << sh.lanes << " alphabet " << alphabet << " S " << s
+                << " path " << ecq::cpu_path_name(p);
           }
       }
 }
@@ -115,6 +124,12 @@ TEST(DecodeToSymbols, RejectsBadArguments) {
   std::vector<std::uint16_t> out(c.symbols.size());
   EXPECT_EQ(ecq::decode_to_symbols(c.tensor, out.data(), out.size() - 1), status::output_too_small);
   EXPECT_EQ(ecq::decode_to_symbols(ecq::encoded_tensor{}, out.data(), out.size()), status::invalid_argument);
+  std::vector<std::uint8_t> bytes(c.symbols.size());
+  EXPECT_EQ(ecq::decode_to_symbols(c.tensor, bytes.data(), bytes.size() - 1), status::output_too_small);
+  EXPECT_EQ(ecq::decode_to_symbols(ecq::encoded_tensor{}, bytes.data(), bytes.size()), status::invalid_argument);
+  coded wide = make_coded(10, 20, 300, 0.95, options(12, 8, 8, 0), 4);
+  EXPECT_EQ(ecq::decode_to_symbols(wide.tensor, bytes.data(), 0), status::unsupported_parameters)
+      << "300 symbols do not fit a byte (checked before the capacity)";
 }
 
 /// Flips payload bytes (and trailing block bytes) of a container and reopens it without the checksum, so the
@@ -151,6 +166,13 @@ TEST(DecodeToSymbols, CorruptStreamsGiveTheCheckedDecodersStatus) {
       if (expected == status::ok) {
         EXPECT_EQ(out, ref);
       }
+      if (alphabet <= 256) {
+        std::vector<std::uint8_t> bytes(ref.size());
+        mismatched_statuses += ecq::decode_to_symbols(t, bytes.data(), bytes.size(), o) != expected;
+        if (expected == status::ok) {
+          EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), ref.begin()));
+        }
+      }
     }
     failures += expected != status::ok;
   }
@@ -183,6 +205,9 @@ TEST(DecodeToSymbols, StaysInsideAContainerThatEndsAtAGuardPage) {
       o.path = p;
       ASSERT_EQ(ecq::decode_to_symbols(t, out.data(), out.size(), o), status::ok);
       EXPECT_EQ(out, c.symbols);
+      std::vector<std::uint8_t> bytes(c.symbols.size());
+      ASSERT_EQ(ecq::decode_to_symbols(t, bytes.data(), bytes.size(), o), status::ok);
+      EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), c.symbols.begin()));
     }
     munmap(mem, span + std::size_t(page));
   }
@@ -263,6 +288,69 @@ bf16_coded make_bf16(std::uint64_t rows, std::uint64_t cols, std::uint32_t lanes
   return c;
 }
 
+/// 64-lane blocks on AVX-512 are scattered to rows as the kernel decodes them (row_scatter_sink64): pieces cut at
+/// the output's 64-byte lines, so every alignment of the output, every column count (tails of 1-63 columns, a
+/// first piece shorter than 64) and padding rows are exercised, with cached and non-temporal stores, into 16-bit
+/// symbols, bytes and joined bf16 patterns; nothing outside the block's rows may be written.
+TEST(DecodeBlock, SixtyFourLanesScatterAsTheyDecodeAtAnyAlignment) {
+  if (!ecq::cpu_path_supported(ecq::cpu_path::avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  struct shape {
+    std::uint64_t rows, cols;
+    std::uint32_t tile_rows;
+    std::uint64_t chunk;
+  };
+  const shape shapes[] = {{128, 4096, 128, 0}, {100, 200, 128, 0}, {64, 64, 64, 0},  {65, 130, 128, 70},
+                          {1, 1, 64, 0},       {130, 127, 64, 0},  {64, 1000, 64, 333}};
+  std::uint32_t seed = 40;
+  for (const shape& sh : shapes)
+    for (std::uint32_t alphabet : {16u, 256u}) {
+      const coded c = make_coded(sh.rows, sh.cols, alphabet, alphabet == 16 ? 0.6 : 0.95,
+                                 options(alphabet == 16 ? 7 : 12, 64, sh.tile_rows, sh.chunk), seed++);
+      const bf16_coded h = make_bf16(sh.rows, sh.cols, 64, sh.tile_rows, sh.chunk, seed++);
+      ecq::row_dequantizer rd;
+      ASSERT_EQ(rd.build(h.tensor), status::ok);
+      ecq::tensor_decoder d, dh;
+      ASSERT_EQ(d.build(c.tensor, ecq::cpu_path::avx512), status::ok);
+      ASSERT_EQ(dh.build(h.tensor, ecq::cpu_path::avx512), status::ok);
+      const ecq::tensor_geometry& g = c.tensor.geometry();
+      ecq::block_scratch scratch;
+      for (std::size_t offset : {0u, 1u, 7u, 31u, 32u})
+        for (ecq::detail::row_stores stores : {ecq::detail::row_stores::cached, ecq::detail::row_stores::streaming}) {
+          const std::size_t n = std::size_t(sh.rows * sh.cols), guard = 64;
+          std::vector<std::uint16_t> space16(n + 2 * guard + 64, 0xabcd), spaceh(space16);
+          std::vector<std::uint8_t> space8(n + 2 * guard + 64, 0xab);
+          std::uint16_t* out16 = space16.data() + guard;
+          std::uint16_t* outh = spaceh.data() + guard;
+          std::uint8_t* out8 = space8.data() + guard;
+          while (reinterpret_cast<std::uintptr_t>(out16) % 64 != 0) ++out16, ++outh;
+          while (reinterpret_cast<std::uintptr_t>(out8) % 64 != 0) ++out8;
+          out16 += offset, outh += offset, out8 += offset;
+          const ecq::encoded_tensor_view v = c.tensor.view();
+          for (std::uint64_t tile = 0; tile < g.num_tiles(); ++tile)
+            for (std::uint64_t chunk = 0; chunk < g.num_chunks(); ++chunk) {
+              const ecq::block_view b = v.block(tile, chunk);
+              const std::size_t at = std::size_t(b.first_row * sh.cols + b.first_column);
+              ASSERT_EQ(d.decode_block(tile, chunk, out16 + at, std::size_t(sh.cols), scratch, stores), status::ok);
+              ASSERT_EQ(d.decode_block(tile, chunk, out8 + at, std::size_t(sh.cols), scratch, stores), status::ok);
+              ASSERT_EQ(dh.decode_block_float16(tile, chunk, rd.bf16_raw_bytes() + at, std::size_t(sh.cols), outh + at,
+                                                std::size_t(sh.cols), scratch, stores),
+                        status::ok);
+            }
+          const std::string where = std::to_string(sh.rows) + " x " + std::to_string(sh.cols) + ", chunk " +
+                                    std::to_string(sh.chunk) + ", alphabet " + std::to_string(alphabet) + ", offset " +
+                                    std::to_string(offset) +
+                                    (stores == ecq::detail::row_stores::streaming ? ", streaming" : ", cached");
+          ASSERT_TRUE(std::equal(c.symbols.begin(), c.symbols.end(), out16)) << where;
+          ASSERT_TRUE(std::equal(c.symbols.begin(), c.symbols.end(), out8)) << where;
+          ASSERT_TRUE(std::equal(h.patterns.begin(), h.patterns.end(), outh)) << where;
+          for (std::uint16_t* p = space16.data(); p < out16; ++p) ASSERT_EQ(*p, 0xabcd) << where;
+          for (std::uint16_t* p = out16 + n; p < space16.data() + space16.size(); ++p) ASSERT_EQ(*p, 0xabcd) << where;
+          for (std::uint8_t* p = space8.data(); p < out8; ++p) ASSERT_EQ(*p, 0xab) << where;
+          for (std::uint8_t* p = out8 + n; p < space8.data() + space8.size(); ++p) ASSERT_EQ(*p, 0xab) << where;
+        }
+    }
+}
+
 TEST(DecodeToBf16, GivesTheStoredPatternsOfTheLosslessScheme) {
   // The patterns are joined with their raw bytes as the rows are scattered: 64 lanes on AVX-512 (64-column
   // pieces, tails of 1-63 columns, partial row groups), 16-32 lanes through SSE2 squares, 8 lanes scalar.
@@ -329,8 +417,27 @@ TEST(CheckDecode, CorruptStreamsGiveTheCheckedDecodersStatus) {
   EXPECT_EQ(ecq::check_decode(ecq::encoded_tensor{}), status::invalid_argument);
 }
 
-/// Every scatter path (AVX-512 64-lane buffer, SSE2 squares, scalar) equals the definition, symbols and joined
-/// patterns, on random bytes, for any columns, rows and strides, and writes nothing outside the rows.
+/// Scatters rows the way `path` says: 0 scatter_row_group (SSE2 squares and scalar edges), 1 the AVX-512 pieces
+/// of 64 lanes (scatter_piece64_avx512, 64 columns at a time, the last piece shorter) with `stores`.
+template <class T>
+void scatter_by(int path, const std::vector<std::uint8_t>& src, std::uint64_t columns, std::uint32_t lanes,
+                std::uint32_t rows, T* dest, std::size_t stride, ecq::detail::raw_rows raw,
+                ecq::detail::row_stores stores) {
+  if (path == 0) return ecq::detail::scatter_row_group(src.data(), columns, lanes, rows, dest, stride, raw);
+#if ECQ_HAS_X86_KERNELS()
+  for (std::uint64_t c1 = 0; c1 < columns; c1 += 64) {
+    const std::uint32_t count = std::uint32_t(columns - c1 < 64 ? columns - c1 : 64);
+    const ecq::detail::raw_rows piece_raw{raw.bytes != nullptr ? raw.bytes + c1 : nullptr, raw.stride};
+    ecq::detail::scatter_piece64_avx512(src.data() + c1 * 64, rows, count, dest + c1, stride, piece_raw, stores);
+  }
+  _mm_sfence();
+#else
+  (void)stores;
+#endif
+}
+
+/// Every scatter path (AVX-512 64-lane pieces, SSE2 squares, scalar) equals the definition, 16-bit symbols, joined
+/// patterns and bytes, on random bytes, for any columns, rows and strides, and writes nothing outside the rows.
 TEST(RowGroupScatter, EveryPathEqualsTheDefinition) {
   std::mt19937 rng(21);
   const bool avx512 = ecq::cpu_path_supported(ecq::cpu_path::avx512);
@@ -350,18 +457,29 @@ TEST(RowGroupScatter, EveryPathEqualsTheDefinition) {
                 const std::uint8_t symbol = src[col * lanes + row];
                 want[row * stride + col] = joined ? ecq::float16_split::join(symbol, raw[row * stride + col]) : symbol;
               }
-            for (bool wide : {false, avx512})
+            for (int path : {0, 1}) {
+              if (path == 1 && (!avx512 || lanes != 64)) continue;
               for (ecq::detail::row_stores stores : {ecq::detail::row_stores::cached, ecq::detail::row_stores::streaming}) {
                 // 64-byte aligned, so that the streaming stores are taken where a row's pieces are aligned.
                 std::vector<std::uint16_t> space(want.size() + 32, 0xabcd);
                 std::uint16_t* got = space.data();
                 while (reinterpret_cast<std::uintptr_t>(got) % 64 != 0) ++got;
-                ecq::detail::scatter_row_group(src.data(), columns, lanes, rows, got, stride, wide, r, stores);
+                scatter_by(path, src, columns, lanes, rows, got, stride, r, stores);
                 ASSERT_TRUE(std::equal(want.begin(), want.end(), got))
                     << lanes << " lanes, " << columns << " columns, " << rows << " rows, stride " << stride
-                    << (joined ? ", joined" : "") << (wide ? ", avx512" : "")
+                    << (joined ? ", joined" : "") << (path == 1 ? ", avx512" : "")
                     << (stores == ecq::detail::row_stores::streaming ? ", streaming" : "");
+                if (joined) continue;
+                std::vector<std::uint8_t> bytes(want.size() + 64, 0xcd);
+                std::uint8_t* got8 = bytes.data();
+                while (reinterpret_cast<std::uintptr_t>(got8) % 64 != 0) ++got8;
+                scatter_by(path, src, columns, lanes, rows, got8, stride, {}, stores);
+                for (std::size_t i = 0; i < want.size(); ++i)
+                  ASSERT_EQ(got8[i], want[i] == 0xabcd ? 0xcd : want[i])
+                      << "bytes: " << lanes << " lanes, " << columns << " columns, " << rows << " rows, value " << i
+                      << (path == 1 ? ", avx512" : "");
               }
+            }
           }
 }
 

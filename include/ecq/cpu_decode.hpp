@@ -192,6 +192,27 @@ class cpu_decoder {
     return interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
   }
 
+#if ECQ_HAS_X86_KERNELS()
+  /// Decodes n symbols from words[0, num_words) into an AVX-512 sink of the
+  /// caller's (the interface of the sinks of ecq/detail/cpu_decode_avx512.hpp:
+  /// constructed from `args`, put / put_partial for 16 lanes at a time in
+  /// stream order, finish(args) after a successful decode), for consumers
+  /// that use the symbols as they come (ecq/cpu/tensor_decoder.hpp scatters
+  /// them to rows). CHECKED path, statuses as decode.
+  /// @return as decode; status::unsupported_parameters unless path() is
+  ///         cpu_path::avx512.
+  template <class Avx512Sink>
+  status decode_to_sink(const word_type* words, std::size_t num_words, std::size_t n,
+                        typename Avx512Sink::args& args) const {
+    if (table_.entries == nullptr) return status::invalid_argument;
+    if constexpr (has_avx512_kernel) {
+      if (path() == cpu_path::avx512) return run_avx512<Avx512Sink>(words, num_words, n, args);
+    }
+    (void)words, (void)num_words, (void)n, (void)args;
+    return status::unsupported_parameters;
+  }
+#endif
+
   /// Decodes the stream of Packing::symbol_count(num_codes) multi-weight
   /// symbols to codes[0, num_codes), one code per byte. CHECKED path.
   /// Packing is a symbol_packing without raw bits whose symbols have
@@ -262,22 +283,28 @@ class cpu_decoder {
 
  private:
 #if ECQ_HAS_X86_KERNELS()
+  // The AVX-512 kernel build() chose (permute or gather); precondition: path() == cpu_path::avx512.
+  template <class Avx512Sink>
+  status run_avx512(const word_type* words, std::size_t num_words, std::size_t n,
+                    typename Avx512Sink::args& a512) const {
+    if constexpr (permute_shape) {
+      if (kernel_ == cpu_kernel::avx512_permute) {
+        using lookup = detail::avx512::permute16_lookup<scale_bits>;
+        const typename lookup::args la{slot_symbol_, freq_, start_};
+        return detail::avx512::decode_stream<scale_bits, Lanes / 16, lookup, Avx512Sink>(words, num_words, n, la, a512);
+      }
+    }
+    using lookup = detail::avx512::gather_lookup<scale_bits>;
+    const typename lookup::args la{table_.entries};
+    return detail::avx512::decode_stream<scale_bits, Lanes / 16, lookup, Avx512Sink>(words, num_words, n, la, a512);
+  }
+
   template <class Avx512Sink, class Avx2Sink>
   status run_simd(const word_type* words, std::size_t num_words, std::size_t n, typename Avx512Sink::args& a512,
                   typename Avx2Sink::args& a2) const {
     if constexpr (has_avx512_kernel) {
-      if (kernel_ == cpu_kernel::avx512_permute) {
-        if constexpr (permute_shape) {
-          using lookup = detail::avx512::permute16_lookup<scale_bits>;
-          const typename lookup::args la{slot_symbol_, freq_, start_};
-          return detail::avx512::decode_stream<scale_bits, Lanes / 16, lookup, Avx512Sink>(words, num_words, n, la, a512);
-        }
-      }
-      if (kernel_ == cpu_kernel::avx512_gather) {
-        using lookup = detail::avx512::gather_lookup<scale_bits>;
-        const typename lookup::args la{table_.entries};
-        return detail::avx512::decode_stream<scale_bits, Lanes / 16, lookup, Avx512Sink>(words, num_words, n, la, a512);
-      }
+      if (kernel_ == cpu_kernel::avx512_permute || kernel_ == cpu_kernel::avx512_gather)
+        return run_avx512<Avx512Sink>(words, num_words, n, a512);
     }
     if constexpr (has_avx2_kernel) {
       using lookup = detail::avx2::gather_lookup<scale_bits>;

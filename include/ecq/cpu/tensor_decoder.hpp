@@ -17,9 +17,13 @@
 // allow; its scalar kernel when the scalar path is asked for or none fits)
 // into the block's stream order, then scattered to rows
 // (ecq/cpu/detail/row_group_scatter.hpp; decode_block_float16 joins each
-// symbol with its raw byte on the way, for the lossless float16 schemes). Every other container (ScaleBits
-// 13-15, larger alphabets, one lane) runs the core's checked decoding step
-// with a sink that stores rows directly.
+// symbol with its raw byte on the way, for the lossless float16 schemes);
+// 64-lane blocks on the AVX-512 kernels are scattered while they decode,
+// 64 columns at a time (row_scatter_sink64), never stored whole in stream
+// order. Every other container (ScaleBits 13-15, larger alphabets, one lane)
+// runs the core's checked decoding step with a sink that stores rows
+// directly. Rows are 16-bit symbols, or bytes (decode_block's std::uint8_t
+// overload) for alphabets of at most 256 symbols.
 //
 // Every path is CHECKED: for any payload bytes of a container that
 // encoded_tensor::open accepted, decoding never reads outside the block or
@@ -129,6 +133,20 @@ class tensor_decoder {
     return impl_->decode(view_.block(tile, chunk), dest, stride, {}, stores, scratch);
   }
 
+  /// As decode_block, one byte per symbol: for alphabets of at most 256
+  /// symbols, half the output of the 16-bit version (what a large tensor's
+  /// decode costs in memory traffic).
+  /// @return as decode_block; status::unsupported_parameters if the
+  ///         tensor's alphabet has more than 256 symbols.
+  status decode_block(std::uint64_t tile, std::uint64_t chunk, std::uint8_t* dest, std::size_t stride,
+                      block_scratch& scratch, detail::row_stores stores = detail::row_stores::cached) const {
+    const tensor_geometry& g = view_.geometry;
+    if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks() || stride < g.columns_in_chunk(chunk))
+      return status::invalid_argument;
+    if (g.alphabet_size > 256) return status::unsupported_parameters;
+    return impl_->decode(view_.block(tile, chunk), dest, stride, stores, scratch);
+  }
+
   /// As decode_block, storing the 16-bit patterns of a lossless float16
   /// scheme (ecq/schemes/float16.hpp) instead of the symbols: symbol (row,
   /// column) of the block goes to dest[...] as above, as
@@ -152,6 +170,8 @@ class tensor_decoder {
     virtual cpu_kernel kernel() const = 0;
     virtual status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
                           detail::row_stores stores, block_scratch& s) const = 0;
+    virtual status decode(const block_view& b, std::uint8_t* dest, std::size_t stride, detail::row_stores stores,
+                          block_scratch& s) const = 0;
     virtual bool has_stream_order() const { return false; }
     virtual status decode_stream_order(const block_view&, block_scratch&) const {
       return status::unsupported_parameters;
@@ -172,12 +192,19 @@ class tensor_decoder {
     cpu_kernel kernel() const override { return cpu_kernel::scalar; }
     status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
                   detail::row_stores, block_scratch&) const override {
+      return decode_rows(b, dest, stride, raw);
+    }
+    status decode(const block_view& b, std::uint8_t* dest, std::size_t stride, detail::row_stores,
+                  block_scratch&) const override {
+      return decode_rows(b, dest, stride, {});
+    }
+    template <class T>
+    status decode_rows(const block_view& b, T* dest, std::size_t stride, detail::raw_rows raw) const {
       using word = std::uint16_t;
       if (b.size_bytes % sizeof(word) != 0 || b.lanes == 0 || b.lanes > max_lanes) return status::invalid_argument;
       auto store = [&](std::uint64_t row, std::uint64_t column, std::uint32_t symbol) {
         const std::size_t r = std::size_t(row - b.first_row), c = std::size_t(column - b.first_column);
-        dest[r * stride + c] = raw.bytes == nullptr ? std::uint16_t(symbol)
-                                                    : float16_split::join(symbol, raw.bytes[r * raw.stride + c]);
+        dest[r * stride + c] = raw.bytes == nullptr ? T(symbol) : T(float16_split::join(symbol, raw.bytes[r * raw.stride + c]));
       };
       detail::tile_order_sink<decltype(store), true> to{store, b};
       const word* words = b.words<word>();
@@ -237,16 +264,40 @@ class tensor_decoder {
     }
     status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
                   detail::row_stores stores, block_scratch& s) const override {
+      return decode_rows(b, dest, stride, raw, stores, s);
+    }
+    status decode(const block_view& b, std::uint8_t* dest, std::size_t stride, detail::row_stores stores,
+                  block_scratch& s) const override {
+      return decode_rows(b, dest, stride, {}, stores, s);
+    }
+    template <class T>
+    status decode_rows(const block_view& b, T* dest, std::size_t stride, detail::raw_rows raw,
+                       detail::row_stores stores, block_scratch& s) const {
+#if ECQ_HAS_X86_KERNELS()
+      // 64 lanes on AVX-512: scattered to rows as the kernel decodes (row_scatter_sink64).
+      if constexpr (Lanes == 64) {
+        if (decoder.path() == cpu_path::avx512) {
+          if (b.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0) return status::invalid_argument;
+          using sink = detail::row_scatter_sink64<T>;
+          typename sink::args a{dest, stride, raw, stores, b.columns, b.valid_rows, b.pad_symbol, false};
+          const status st = decoder.template decode_to_sink<sink>(
+              b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), std::size_t(b.num_symbols()), a);
+          if (stores == detail::row_stores::streaming) _mm_sfence();  // on every status: ordered before the caller's next step
+          if (st != status::ok) return st;
+          return a.bad_padding ? status::corrupt_stream : status::ok;
+        }
+      }
+#endif
       const status st = decode_stream_order(b, s);
       if (st != status::ok) return st;
+      (void)stores;  // for the AVX-512 pieces only
       const std::size_t group_symbols = std::size_t(b.columns) * Lanes;
-      const bool avx512 = decoder.path() == cpu_path::avx512;
       for (std::uint32_t grp = 0; grp < b.row_groups; ++grp) {
         const std::uint32_t first = grp * std::uint32_t(Lanes);
         const std::uint32_t rows = b.valid_rows - first < std::uint32_t(Lanes) ? b.valid_rows - first : Lanes;
         const detail::raw_rows group_raw{raw.bytes ? raw.bytes + std::size_t(first) * raw.stride : nullptr, raw.stride};
         detail::scatter_row_group(s.stream_order.data() + grp * group_symbols, b.columns, Lanes, rows,
-                                  dest + std::size_t(first) * stride, stride, avx512, group_raw, stores);
+                                  dest + std::size_t(first) * stride, stride, group_raw);
       }
       return status::ok;
     }

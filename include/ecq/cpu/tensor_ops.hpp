@@ -4,6 +4,8 @@
 // every example use. Host only.
 //
 //   decode_to_symbols(t, symbols, capacity)   the coded symbols, row-major
+//                                             (16 bits each, or 8 bits for
+//                                             alphabets of <= 256 symbols)
 //   decode_to_float(t, w, capacity)           the weights as float32
 //   decode_to_bf16(t, h, capacity)            the weights as bfloat16 patterns
 //   gemv(t, x, batch, y)                      y = W x for `batch` activation columns
@@ -88,9 +90,12 @@ void run_tasks(const cpu_options& o, std::size_t count, F& f) {
 }
 
 /// Output of a whole tensor this large (bytes) is stored with non-temporal
-/// stores (row_stores::streaming): it cannot stay in the caches anyway (the
-/// 32 MB L3 of a Zen 5 CCD; Intel's server parts have less per core).
-inline constexpr std::uint64_t streaming_output_bytes = std::uint64_t(32) << 20;
+/// stores (row_stores::streaming): it does not stay in the caches anyway (a
+/// quarter of the 32 MB L3 of a Zen 5 CCD, shared by its cores; Intel's
+/// server parts have less per core). Measured on the 2-vCPU Zen 5 VM of
+/// docs/performance.md: 16 MB of byte symbols per tensor took 2x longer with
+/// ordinary stores than with non-temporal ones.
+inline constexpr std::uint64_t streaming_output_bytes = std::uint64_t(8) << 20;
 
 inline row_stores output_stores(std::uint64_t bytes) {
   return bytes >= streaming_output_bytes ? row_stores::streaming : row_stores::cached;
@@ -215,6 +220,26 @@ inline void side_to_float(const std::uint16_t* h, std::size_t n, float16_format 
 
 }  // namespace detail
 
+namespace detail {
+
+/// decode_to_symbols for 16-bit or 8-bit symbols (T), after its checks.
+template <class T>
+status decode_symbols_to(const encoded_tensor& t, const tensor_decoder& d, T* symbols, const cpu_options& o) {
+  const tensor_geometry& g = t.geometry();
+  const std::uint64_t num_chunks = g.num_chunks();
+  const row_stores stores = output_stores(g.rows * g.symbols_per_row * sizeof(T));
+  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+  auto task = [&](std::size_t i) {
+    const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
+    T* dest = symbols + tile * g.tile_rows * g.symbols_per_row + chunk * g.chunk_symbols;
+    result[i] = d.decode_block(tile, chunk, dest, std::size_t(g.symbols_per_row), thread_buffers().scratch, stores);
+  };
+  run_tasks(o, result.size(), task);
+  return first_failure(result);
+}
+
+}  // namespace detail
+
 /// Decodes every symbol of t into symbols[row * symbols_per_row + column].
 /// @return status::ok; status::invalid_argument if t holds no container;
 ///         status::output_too_small if capacity < rows * symbols_per_row;
@@ -223,20 +248,26 @@ inline void side_to_float(const std::uint16_t* h, std::size_t n, float16_format 
 inline status decode_to_symbols(const encoded_tensor& t, std::uint16_t* symbols, std::size_t capacity,
                                 const cpu_options& o = {}) {
   tensor_decoder d;
-  status st = detail::prepare(t, t.geometry().symbols_per_row, capacity, o, &d);
-  if (st != status::ok) return st;
-  const tensor_geometry& g = t.geometry();
-  const std::uint64_t num_chunks = g.num_chunks();
-  const detail::row_stores stores = detail::output_stores(g.rows * g.symbols_per_row * 2);
-  std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
-  auto task = [&](std::size_t i) {
-    const std::uint64_t tile = i / num_chunks, chunk = i % num_chunks;
-    std::uint16_t* dest = symbols + tile * g.tile_rows * g.symbols_per_row + chunk * g.chunk_symbols;
-    result[i] = d.decode_block(tile, chunk, dest, std::size_t(g.symbols_per_row), detail::thread_buffers().scratch,
-                               stores);
-  };
-  detail::run_tasks(o, result.size(), task);
-  return detail::first_failure(result);
+  const status st = detail::prepare(t, t.geometry().symbols_per_row, capacity, o, &d);
+  return st != status::ok ? st : detail::decode_symbols_to(t, d, symbols, o);
+}
+
+/// As above, one byte per symbol, for tensors whose alphabet has at most 256
+/// symbols (geometry().alphabet_size: bf16, f16, f32, and codes of up to 8
+/// bits a symbol; not packings of wider symbols such as affine4-g64-p3): the
+/// same symbols and statuses, half the bytes written, which is what decoding
+/// a large tensor costs once the kernel is fast (docs/performance.md, issue
+/// #11). Prefer it whenever geometry().alphabet_size <= 256.
+/// @return as above; status::unsupported_parameters if the alphabet has more
+///         than 256 symbols (checked after invalid_argument, before the
+///         capacity).
+inline status decode_to_symbols(const encoded_tensor& t, std::uint8_t* symbols, std::size_t capacity,
+                                const cpu_options& o = {}) {
+  if (t.data() == nullptr) return status::invalid_argument;
+  if (t.geometry().alphabet_size > 256) return status::unsupported_parameters;
+  tensor_decoder d;
+  const status st = detail::prepare(t, t.geometry().symbols_per_row, capacity, o, &d);
+  return st != status::ok ? st : detail::decode_symbols_to(t, d, symbols, o);
 }
 
 /// Checks that t decodes: the scheme's checks (visit_dequantizer: parameters

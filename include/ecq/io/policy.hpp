@@ -432,8 +432,9 @@ inline status decode_lossless_bits(const encoded_tensor& t, std::vector<std::uin
                                            std::is_same<D, float16_dequantizer<float16_format::bfloat16>>::value ||
                                            std::is_same<D, float16_dequantizer<float16_format::binary16>>::value) {
                                if (g.cols > max_weights / g.rows) return status::output_too_small;
-                               // One symbol per weight (the factory checked symbols_per_row == cols).
-                               std::vector<std::uint16_t> symbols(std::size_t(g.rows * g.cols));
+                               // One symbol per weight and at most 256 symbols (the factory checked
+                               // both): one byte each.
+                               std::vector<std::uint8_t> symbols(std::size_t(g.rows * g.cols));
                                const status st = decode_to_symbols(t, symbols.data(), symbols.size(), cpu);
                                if (st != status::ok) return st;
                                bits->resize(symbols.size());
