@@ -156,6 +156,50 @@ TYPED_TEST(CpuDecode, EveryKernelMatchesTheCheckedDecoder) {
   }
 }
 
+#if ECQ_HAS_X86_KERNELS()
+TYPED_TEST(CpuDecode, DecodeToSinkRunsTheAvx512KernelOnly) {
+  // The caller's-sink entry (decode_to_sink, used by the container's fused GEMV) with the byte sink decode() uses:
+  // the same symbols and statuses on the AVX-512 kernels, unsupported_parameters (nothing decoded) on the others.
+  using P = typename TypeParam::params;
+  constexpr int N = TypeParam::lanes;
+  constexpr int B = TypeParam::symbol_bits;
+  using decoder = ecq::cpu_decoder<P, N, B>;
+  std::mt19937_64 rng(N * 7 + 3);
+  for (std::size_t n : {std::size_t(0), std::size_t(N), std::size_t(5 * N + 3), std::size_t(4099)}) {
+    const auto symbols = make_symbols(rng, n, TypeParam::alphabet, 1);
+    stream<P, N, B> st;
+    st.build(symbols, TypeParam::alphabet);
+    if (::testing::Test::HasFatalFailure()) return;
+    for (const auto& d : all_decoders<decoder>(st.dec.view())) {
+      if constexpr (sizeof(typename decoder::symbol_type) == 1) {
+        std::vector<std::uint8_t> out(n + 1, 0xab);
+        ecq::detail::avx512::store_bytes_sink::args a{out.data()};
+        const bool avx512 = d.path() == cpu_path::avx512;
+        for (std::size_t cut : {std::size_t(0), std::size_t(1)}) {  // whole, then truncated
+          status want = status::unsupported_parameters;
+          if (avx512) {
+            std::vector<std::uint8_t> ref(n + 1, 0xab);
+            want = d.decode(st.words.data(), st.words.size() - cut, n, ref.data());
+          }
+          EXPECT_EQ(d.template decode_to_sink<ecq::detail::avx512::store_bytes_sink>(st.words.data(),
+                                                                                     st.words.size() - cut, n, a),
+                    want)
+              << ecq::cpu_kernel_name(d.kernel()) << " n=" << n << " cut " << cut;
+          if (cut == 0 && avx512) {
+            EXPECT_TRUE(std::equal(symbols.begin(), symbols.end(), out.begin()));
+          }
+          EXPECT_EQ(out[n], 0xab) << "wrote past the end";
+          if (!avx512) {
+            EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](std::uint8_t v) { return v == 0xab; }))
+                << "decoded without an AVX-512 kernel";
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 TYPED_TEST(CpuDecode, EveryTailLength) {
   // n = 2N + r for every r in [0, N): every partial last round, each with its own stream end.
   using P = typename TypeParam::params;

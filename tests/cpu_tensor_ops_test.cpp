@@ -521,6 +521,106 @@ TEST(Gemv, MatchesTheFloat64ReferenceWithinTheDocumentedBound) {
         }
 }
 
+/// An affine tensor in the SIMD layouts the fused loop sees: `lanes` lanes, rows that pad the last row group, and
+/// chunks that start inside a side-data group.
+ecq::encoded_tensor encode_affine_layout(const std::string& scheme, const ecq_test::test_tensor& w, std::uint32_t lanes,
+                                         std::uint64_t chunk_symbols) {
+  ecq::scheme_spec spec;
+  EXPECT_EQ(ecq::parse_scheme(scheme, &spec), status::ok) << scheme;
+  ecq::quantized_tensor q;
+  EXPECT_EQ(ecq::quantize(spec, w.w.data(), w.rows, w.cols, &q), status::ok) << scheme;
+  ecq::coding_options o = ecq::choose_coding_options(q, ecq::layout_goal::storage);
+  o.lanes = lanes;
+  o.tile_rows = 2 * lanes;
+  o.chunk_symbols = chunk_symbols;
+  ecq::encoded_tensor t;
+  EXPECT_EQ(ecq_test::encode_quantized(q, o, &t), status::ok) << scheme;
+  return t;
+}
+
+/// Up to 8 activation columns the AVX-512 path dots each register as the kernel decodes it
+/// (tensor_decoder::dot_affine_block); more columns run the loop over the block's stream order. Both give the
+/// same y bit for bit, for every column count 1..8, and match the float64 product within the documented bound.
+TEST(Gemv, TheFusedAffineLoopEqualsTheStreamOrderLoopBitForBit) {
+  if (!ecq::cpu_path_supported(ecq::cpu_path::avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(17);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  int fused_layouts = 0;
+  for (std::uint32_t lanes : {16u, 32u, 64u})
+    for (const char* scheme : {"affine4-g64", "affine4-g64-p2", "affine8-g32"}) {
+      const ecq_test::test_tensor w = ecq_test::synthetic_tensor(2 * lanes + 2 * lanes + 5, 389, lanes);  // odd cols
+      const std::uint64_t spr = std::string(scheme) == "affine4-g64-p2" ? (w.cols + 1) / 2 : w.cols;
+      for (std::uint64_t chunk : {spr, std::uint64_t(96)}) {  // one chunk; chunks that start inside a group
+        const ecq::encoded_tensor t = encode_affine_layout(scheme, w, lanes, chunk);
+        ASSERT_EQ(t.geometry().lanes, lanes);
+        ecq::tensor_decoder d;
+        ASSERT_EQ(d.build(t, ecq::cpu_path::avx512), status::ok);
+        fused_layouts += ecq::cpu_kernel_path(d.kernel()) == ecq::cpu_path::avx512;
+        std::vector<float> ref(w.w.size());
+        ASSERT_EQ(ecq::decode_to_float(t, ref.data(), ref.size()), status::ok);
+        const std::size_t wide = 9;  // past affine_rows_dot_sink::max_batch: the stream-order loop
+        std::vector<float> x(wide * w.cols);
+        for (float& v : x) v = n01(rng);
+        std::vector<float> y_wide(wide * w.rows);
+        ecq::cpu_options o;
+        o.path = ecq::cpu_path::avx512;
+        o.threads = 2;
+        ASSERT_EQ(ecq::gemv(t, x.data(), wide, y_wide.data(), o), status::ok);
+        for (std::size_t batch = 1; batch <= 8; ++batch) {
+          std::vector<float> y(batch * w.rows, -7.0f);
+          ASSERT_EQ(ecq::gemv(t, x.data(), batch, y.data(), o), status::ok);
+          for (std::size_t b = 0; b < batch; ++b)
+            for (std::uint64_t r = 0; r < w.rows; ++r) {
+              ASSERT_EQ(y[b * w.rows + r], y_wide[b * w.rows + r])
+                  << scheme << " lanes " << lanes << " chunk " << chunk << " batch " << batch << " row " << r;
+              double exact = 0.0, magnitude = 0.0;
+              for (std::uint64_t c = 0; c < w.cols; ++c) {
+                const double p = double(ref[r * w.cols + c]) * double(x[b * w.cols + c]);
+                exact += p;
+                magnitude += std::fabs(p);
+              }
+              ASSERT_LE(std::fabs(double(y[b * w.rows + r]) - exact), double(w.cols) * std::ldexp(1.0, -24) * magnitude)
+                  << scheme << " lanes " << lanes << " batch " << batch << " row " << r;
+            }
+        }
+      }
+    }
+  EXPECT_GT(fused_layouts, 0);
+}
+
+/// A padding row that does not hold the pad symbol is corrupt_stream on every path and column count, as for
+/// the checked decoder (the fused loop checks the padding rows it never stores).
+TEST(Gemv, APaddingRowThatIsNotThePadSymbolIsACorruptStream) {
+  for (std::uint32_t lanes : {16u, 32u, 64u})
+    for (const char* scheme : {"affine4-g64", "affine4-g64-p2"}) {
+      const ecq_test::test_tensor w = ecq_test::synthetic_tensor(lanes + 3, 256, 5);
+      const ecq::encoded_tensor good =
+          encode_affine_layout(scheme, w, lanes, std::string(scheme) == "affine4-g64-p2" ? w.cols / 2 : w.cols);
+      ASSERT_GT(good.geometry().tile_rows * good.geometry().num_tiles(), good.geometry().rows);
+      std::vector<std::uint8_t> bytes(good.data(), good.data() + good.size());
+      const std::size_t pad_at = sizeof(ecq::container_magic) + 56;  // the header's pad_symbol (docs/format.md)
+      std::uint32_t pad = 0;
+      std::memcpy(&pad, &bytes[pad_at], 4);
+      ASSERT_EQ(pad, good.geometry().pad_symbol);
+      std::uint32_t other = 0;
+      while (other == pad || good.frequencies()[other] == 0) ++other;
+      std::memcpy(&bytes[pad_at], &other, 4);
+      ecq::encoded_tensor bad;
+      ASSERT_EQ(ecq::encoded_tensor::open(bytes.data(), bytes.size(), &bad, ecq::open_options{false}), status::ok);
+      std::vector<std::uint16_t> symbols(std::size_t(w.rows * bad.geometry().symbols_per_row));
+      const status expected = ecq_test::decode_checked(bad, symbols.data(), symbols.size());
+      ASSERT_EQ(expected, status::corrupt_stream);
+      std::vector<float> x(9 * w.cols, 0.5f), y(9 * w.rows);
+      for (ecq::cpu_path path : runnable_paths())
+        for (std::size_t batch : {std::size_t(1), std::size_t(8), std::size_t(9)}) {
+          ecq::cpu_options o;
+          o.path = path;
+          EXPECT_EQ(ecq::gemv(bad, x.data(), batch, y.data(), o), expected)
+              << scheme << " lanes " << lanes << " batch " << batch << " path " << ecq::cpu_path_name(path);
+        }
+    }
+}
+
 TEST(Gemv, ReportsTheFirstBadBlockAndRejectsBadArguments) {
   const ecq_test::test_tensor w = ecq_test::synthetic_tensor(64, 512, 9);
   ecq::quantized_tensor q;

@@ -8,6 +8,7 @@
 //   tensor_decoder d;
 //   d.build(tensor);                                  // picks the kernel
 //   d.decode_block(tile, chunk, dest, stride, scratch);
+//   d.dot_affine_block(tile, chunk, args);           // fused affine GEMV of a block (AVX-512)
 //
 // Kernels. A container whose coder the SIMD kernels run (rans32x16,
 // ScaleBits <= 12, at most 256 symbols, 8, 16, 32 or 64 lanes; ScaleBits <= 8
@@ -56,6 +57,7 @@
 #include "../symbol_table.hpp"
 #include "../schemes/float16.hpp"
 #include "../tensor_view.hpp"
+#include "detail/affine_block_dot.hpp"
 #include "detail/row_group_scatter.hpp"
 
 ECQ_NAMESPACE_BEGIN
@@ -117,6 +119,19 @@ class tensor_decoder {
     return impl_->decode_stream_order(view_.block(tile, chunk), scratch);
   }
 
+  /// CHECKED fused decode and affine dot of block (tile, chunk): what
+  /// decode_stream_order followed by detail::affine_block_dot_simd<16, ...>(a)
+  /// computes (the same sums, bit for bit, and the same status), without
+  /// storing the symbols (detail::affine_rows_dot_sink). a describes the
+  /// block (a.symbols is not read); a.batch <= affine_rows_dot_sink::max_batch.
+  /// @return as decode_stream_order; status::unsupported_parameters when the
+  ///         block's kernel is not an AVX-512 one (then nothing was decoded).
+  status dot_affine_block(std::uint64_t tile, std::uint64_t chunk, const detail::affine_block_dot_args& a) const {
+    const tensor_geometry& g = view_.geometry;
+    if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks()) return status::invalid_argument;
+    return impl_->dot_affine(view_.block(tile, chunk), a);
+  }
+
   /// CHECKED decode of block (tile, chunk): symbol (row, column) of the block
   /// goes to dest[(row - first_row) * stride + (column - first_column)], for
   /// the block's valid rows (ecq/tensor_view.hpp: block_view).
@@ -174,6 +189,9 @@ class tensor_decoder {
                           block_scratch& s) const = 0;
     virtual bool has_stream_order() const { return false; }
     virtual status decode_stream_order(const block_view&, block_scratch&) const {
+      return status::unsupported_parameters;
+    }
+    virtual status dot_affine(const block_view&, const detail::affine_block_dot_args&) const {
       return status::unsupported_parameters;
     }
   };
@@ -262,6 +280,22 @@ class tensor_decoder {
                  ? status::ok
                  : status::corrupt_stream;
     }
+#if ECQ_HAS_X86_KERNELS()
+    status dot_affine(const block_view& b, const detail::affine_block_dot_args& a) const override {
+      if constexpr (decltype(decoder)::has_avx512_kernel && Lanes <= 64) {
+        using sink = detail::affine_rows_dot_sink<Lanes>;
+        if (decoder.path() != cpu_path::avx512 || a.batch > sink::max_batch) return status::unsupported_parameters;
+        if (b.lanes != std::uint32_t(Lanes) || a.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0)
+          return status::invalid_argument;
+        typename sink::args sa{&a, b.pad_symbol, false};
+        const status st = decoder.template decode_to_sink<sink>(
+            b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), std::size_t(b.num_symbols()), sa);
+        return st != status::ok ? st : sa.padding_ok ? status::ok : status::corrupt_stream;
+      }
+      (void)b, (void)a;
+      return status::unsupported_parameters;
+    }
+#endif
     status decode(const block_view& b, std::uint16_t* dest, std::size_t stride, detail::raw_rows raw,
                   detail::row_stores stores, block_scratch& s) const override {
       return decode_rows(b, dest, stride, raw, stores, s);

@@ -37,7 +37,10 @@
 // holds for any order of summation).
 //
 // Cost: the decoded symbols of one block stay in cache (the block's rows,
-// 16 bits a symbol); weights are never stored by gemv.
+// 16 bits a symbol); weights are never stored by gemv. For plain affine codes
+// on AVX-512 with up to 8 activation columns, gemv stores no symbols either:
+// the decoding kernel's registers are dequantised and dotted as they come
+// (tensor_decoder::dot_affine_block).
 #ifndef ECQ_CPU_TENSOR_OPS_HPP
 #define ECQ_CPU_TENSOR_OPS_HPP
 
@@ -412,6 +415,11 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
   detail::affine_dot_plan plan;
   if (d.has_stream_order() && ((isa == cpu_path::avx512 && g.lanes % 16 == 0) || (isa == cpu_path::avx2 && g.lanes % 8 == 0)))
     plan = detail::plan_affine_dot(t);
+  // Up to affine_rows_dot_sink<>::max_batch columns, the AVX-512 kernels dot
+  // each register of symbols as they decode it (tensor_decoder::dot_affine_block);
+  // more columns decode each block once into stream order and run the loop
+  // over it once per four columns.
+  const bool fused = isa == cpu_path::avx512 && batch <= detail::affine_rows_dot_sink<16>::max_batch;
 #endif
   std::vector<status> result(std::size_t(g.num_tiles()), status::ok);
   auto task = [&](std::size_t tile) {
@@ -427,12 +435,17 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
       detail::side_to_float(plan.biases + first, side, plan.format, isa, buf.weights.data() + side);
       for (std::uint64_t chunk = 0; chunk < g.num_chunks(); ++chunk) {
         const block_view b = v.block(tile, chunk);
+        detail::affine_block_dot_args a{nullptr, b.lanes, b.row_groups, b.valid_rows, b.columns, b.first_column,
+                                        plan.codes_per_symbol, plan.code_bits, buf.weights.data(),
+                                        buf.weights.data() + side, plan.groups_per_row, plan.group_shift, x, cols,
+                                        batch, buf.sums.data()};
+        if (fused) {
+          if ((result[tile] = d.dot_affine_block(tile, chunk, a)) != status::ok) return;
+          continue;
+        }
         result[tile] = d.decode_stream_order(tile, chunk, buf.scratch);
         if (result[tile] != status::ok) return;
-        const detail::affine_block_dot_args a{buf.scratch.stream_order.data(), b.lanes, b.row_groups, b.valid_rows,
-                                              b.columns, b.first_column, plan.codes_per_symbol, plan.code_bits,
-                                              buf.weights.data(), buf.weights.data() + side, plan.groups_per_row,
-                                              plan.group_shift, x, cols, batch, buf.sums.data()};
+        a.symbols = buf.scratch.stream_order.data();
         if (isa == cpu_path::avx512)
           plan.codes_per_symbol == 1 ? detail::affine_block_dot_simd<16, 1>(a) : detail::affine_block_dot_simd<16, 2>(a);
         else

@@ -18,6 +18,15 @@
 //   dropped; their side-data reads are masked off. Weights past `cols` (the
 //   padded last symbol of a row) are never multiplied: the last symbol
 //   column of a row whose codes run past cols is done by the scalar loop.
+// * Two forms. affine_block_dot_simd runs over a block already decoded into
+//   stream order (tensor_decoder::decode_stream_order): AVX2, and AVX-512
+//   for more than 8 activation columns (the block is decoded once for all of
+//   them). affine_rows_dot_sink<Lanes> is the same loop as a sink of the
+//   AVX-512 decoding loop (tensor_decoder::dot_affine_block): each register
+//   of 16 rows is dequantised and dotted as it is decoded, so the block's
+//   symbols are never written (a 64-lane block of 128 x 8192 codes is 1 MB of
+//   stream order, which the two-pass form writes and reads back from L2).
+//   Both give the same sums bit for bit (tests/cpu_tensor_ops_test.cpp).
 // * Compiled with target attributes, called only after the CPU was checked
 //   (ecq/cpu_features.hpp); x86-64 only.
 #ifndef ECQ_CPU_DETAIL_AFFINE_BLOCK_DOT_HPP
@@ -101,6 +110,7 @@ ECQ_NAMESPACE_END
 
 #include <type_traits>
 
+#include "../../detail/cpu_decode_avx512.hpp"
 #include "../../schemes/float_formats.hpp"
 
 ECQ_NAMESPACE_BEGIN
@@ -239,6 +249,190 @@ void affine_block_dot_simd(const affine_block_dot_args& a) {
       }
   if (whole < a.columns) affine_block_dot_columns(a, whole, a.columns);
 }
+
+/// affine_block_dot_simd<16, Wps> fused into the decoder: a sink of
+/// ecq/detail/cpu_decode_avx512.hpp's decode_stream (run with
+/// cpu_decoder::decode_to_sink) that dequantises and dots each register of
+/// 16 rows as the kernel decodes it, so the block's symbols are never stored.
+/// The same expressions in the same order as affine_block_dot_simd<16, Wps>
+/// followed by affine_block_dot_columns for the columns past `whole`: the
+/// sums are bit for bit those of the two-pass form. It also checks, as
+/// tensor_decoder::decode_stream_order does, that every padding row of the
+/// last row group decoded to the pad symbol.
+/// Lanes (16, 32 or 64) is the stream's; a.batch <= max_batch. The
+/// accumulators live in the sink (in L1: a register's column costs one load
+/// and one store per activation column, off the decoder's critical path);
+/// everything that changes less often than every column (side data, row
+/// group, padding) is set up by column_event, so put() is a few scalar
+/// instructions around the multiply-adds.
+template <int Lanes>
+struct affine_rows_dot_sink {
+  static_assert(Lanes == 16 || Lanes == 32 || Lanes == 64, "affine_rows_dot_sink takes 16, 32 or 64 lanes");
+  static constexpr std::size_t max_batch = 8;
+  struct args {
+    const affine_block_dot_args* a;  // a->symbols is not read; a->lanes == Lanes
+    std::uint32_t pad_symbol;
+    bool padding_ok;  // set by finish: the padding rows held pad_symbol
+  };
+
+  ECQ_AVX512_TARGET explicit affine_rows_dot_sink(const args& s)
+      : a(*s.a),
+        x(s.a->x),
+        cols(s.a->cols),
+        batch(s.a->batch),
+        wps_shift(std::uint32_t(s.a->codes_per_symbol - 1)),
+        whole(affine_whole_columns(*s.a)),
+        pad_symbol(s.pad_symbol),
+        pad(_mm512_set1_epi32(int(s.pad_symbol))),
+        code_mask(_mm512_set1_epi32((1 << s.a->code_bits) - 1)),
+        code_shift(_mm512_set1_epi32(s.a->code_bits)) {
+    for (std::size_t i = 0; i < batch * Lanes; ++i) acc[i] = 0.0f;
+  }
+
+  ECQ_AVX512_TARGET ECQ_FORCEINLINE void put(std::size_t index, __m512i symbol) {
+    if (__builtin_expect(index >= next_event, 0) && column_event(index, symbol)) return;
+    const std::size_t lane0 = index % Lanes;
+    if (check_padding) bad |= _mm512_mask_cmpneq_epi32_mask(pad_lanes[lane0 / 16], symbol, pad);
+    const float* xc = x + (x_offset + ((index / Lanes) << wps_shift));  // x_offset wraps, the sum does not
+    float* sum = acc + lane0;
+    const __m512 scale = _mm512_load_ps(scales + lane0), bias = _mm512_load_ps(biases + lane0);
+    std::size_t b = 0;
+    if (wps_shift == 0) {
+      const __m512 w = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(symbol)), bias);
+      do {
+        _mm512_store_ps(sum, _mm512_fmadd_ps(w, _mm512_set1_ps(xc[0]), _mm512_load_ps(sum)));
+        xc += cols;
+        sum += Lanes;
+      } while (++b < batch);
+    } else {
+      const __m512 w0 = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_and_si512(symbol, code_mask))), bias);
+      const __m512 w1 = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_srlv_epi32(symbol, code_shift))), bias);
+      do {
+        const __m512 s0 = _mm512_fmadd_ps(w0, _mm512_set1_ps(xc[0]), _mm512_load_ps(sum));
+        _mm512_store_ps(sum, _mm512_fmadd_ps(w1, _mm512_set1_ps(xc[1]), s0));
+        xc += cols;
+        sum += Lanes;
+      } while (++b < batch);
+    }
+  }
+  /// decode_stream calls put_partial only for a last register that the
+  /// stream's n does not fill; a block's n (row_groups * columns * lanes) is
+  /// a multiple of 16, so `active` is always every lane.
+  ECQ_AVX512_TARGET ECQ_FORCEINLINE void put_partial(std::size_t index, __m512i symbol, __mmask16) { put(index, symbol); }
+  ECQ_AVX512_TARGET void finish(args& s) {
+    flush();
+    s.padding_ok = bad == 0 && padding_ok;
+  }
+
+ private:
+  /// Column setup at the first register of a column (next_event): the end of
+  /// a row group (its sums added to a.sums), the side data of a new group,
+  /// the padding check of the last row group. Columns past `whole` run the
+  /// scalar loop (put_scalar); @return true when it handled the register.
+  ECQ_AVX512_TARGET bool column_event(std::size_t index, __m512i symbol) {
+    if (index >= partial_end) {
+      const std::uint64_t round = index / Lanes;
+      if (round == group_base + a.columns) {
+        flush();
+        ++g;
+        group_base += a.columns;
+      }
+      const std::uint64_t c = round - group_base;
+      x_offset = (a.first_column - group_base) << wps_shift;  // wraps: see put
+      const std::uint32_t r0 = g * std::uint32_t(Lanes);
+      check_padding = r0 + std::uint32_t(Lanes) > a.valid_rows;
+      for (std::uint32_t v = 0; v < std::uint32_t(Lanes) / 16; ++v)
+        pad_lanes[v] = __mmask16(~avx512::first_lanes(std::ptrdiff_t(a.valid_rows) - std::ptrdiff_t(r0 + 16 * v)));
+      if (c >= whole) {
+        partial_end = index + Lanes;
+        next_event = index;
+      } else {
+        const std::uint64_t wps = std::uint64_t(a.codes_per_symbol);
+        const std::uint64_t group = ((a.first_column + c) * wps) >> a.group_shift;
+        const std::uint64_t group_end = (((group + 1) << a.group_shift) / wps) - a.first_column;
+        const std::uint64_t stop = group_end < whole ? group_end : whole;
+        next_event = std::size_t(group_base + stop) * Lanes;
+        for (std::uint32_t v = 0; v < std::uint32_t(Lanes) / 16; ++v) {
+          const __mmask16 valid = avx512::first_lanes(std::ptrdiff_t(a.valid_rows) - std::ptrdiff_t(r0 + 16 * v));
+          const __m512i side = _mm512_add_epi32(
+              _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(int(r0 + 16 * v)),
+                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                 _mm512_set1_epi32(int(a.groups_per_row))),
+              _mm512_set1_epi32(int(group)));
+          _mm512_store_ps(scales + 16 * v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, side, a.scales, 4));
+          _mm512_store_ps(biases + 16 * v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, side, a.biases, 4));
+        }
+        return false;
+      }
+    }
+    alignas(64) std::uint32_t q[16];
+    _mm512_store_si512(q, symbol);
+    for (std::uint32_t k = 0; k < 16; ++k) put_scalar(index + k, q[k]);
+    return true;
+  }
+
+  /// One symbol of a column past `whole`, as affine_block_dot_columns (into `tail`).
+  ECQ_AVX512_TARGET void put_scalar(std::size_t index, std::uint32_t symbol) {
+    const std::uint32_t lane = std::uint32_t(index % Lanes), r = g * std::uint32_t(Lanes) + lane;
+    if (r >= a.valid_rows) {
+      padding_ok &= symbol == pad_symbol;
+      return;
+    }
+    const std::uint32_t wps = std::uint32_t(a.codes_per_symbol), mask = (1u << a.code_bits) - 1;
+    const std::uint64_t c = index / Lanes - group_base;
+    for (std::size_t b = 0; b < batch; ++b) {
+      float s = tail[lane * max_batch + b];
+      for (std::uint32_t j = 0; j < wps; ++j) {
+        const std::uint64_t col = (a.first_column + c) * wps + j;
+        if (col >= cols) break;
+        const std::uint64_t side = std::uint64_t(r) * a.groups_per_row + (col >> a.group_shift);
+        const float w = a.scales[side] * float((symbol >> (j * std::uint32_t(a.code_bits))) & mask) + a.biases[side];
+        s += w * x[b * cols + col];
+      }
+      tail[lane * max_batch + b] = s;
+    }
+    has_tail = true;
+  }
+
+  /// Adds the row group's sums (then its tail, as the two-pass form does) to a.sums.
+  ECQ_AVX512_TARGET void flush() {
+    const std::uint32_t r0 = g * std::uint32_t(Lanes);
+    const std::uint32_t rows = a.valid_rows - r0 < std::uint32_t(Lanes) ? a.valid_rows - r0 : std::uint32_t(Lanes);
+    for (std::uint32_t k = 0; k < rows; ++k)
+      for (std::size_t b = 0; b < batch; ++b) {
+        a.sums[std::size_t(r0 + k) * batch + b] += acc[b * Lanes + k];
+        acc[b * Lanes + k] = 0.0f;
+      }
+    if (has_tail)
+      for (std::uint32_t k = 0; k < rows; ++k)
+        for (std::size_t b = 0; b < batch; ++b) {
+          a.sums[std::size_t(r0 + k) * batch + b] += tail[k * max_batch + b];
+          tail[k * max_batch + b] = 0.0f;
+        }
+    has_tail = false;
+  }
+
+  const affine_block_dot_args& a;
+  const float* const x;
+  const std::uint64_t cols;
+  const std::size_t batch;
+  const std::uint32_t wps_shift;  // codes per symbol - 1 (1 or 2 codes)
+  const std::uint64_t whole;
+  const std::uint32_t pad_symbol;
+  const __m512i pad, code_mask, code_shift;
+  std::size_t next_event = 0;   // stream index of the next column_event
+  std::size_t partial_end = 0;  // [.., partial_end): a column past `whole`, symbol by symbol
+  std::uint64_t group_base = 0;  // stream column of the row group's column 0
+  std::uint64_t x_offset = 0;    // x + x_offset + (stream column << wps_shift): the column's first activation
+  std::uint32_t g = 0;           // the row group
+  bool check_padding = false, padding_ok = true, has_tail = false;
+  __mmask16 bad = 0;
+  __mmask16 pad_lanes[Lanes / 16] = {};
+  alignas(64) float scales[Lanes];
+  alignas(64) float biases[Lanes];
+  alignas(64) float acc[max_batch * Lanes];
+  float tail[Lanes * max_batch] = {};
+};
 
 }  // namespace detail
 ECQ_NAMESPACE_END
