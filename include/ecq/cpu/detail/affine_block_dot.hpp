@@ -6,9 +6,13 @@
 //   bits, one or two codes per symbol. In that order the 16 (AVX-512) or 8
 //   (AVX2) rows of one register share every column, so a column costs one
 //   load of their symbols, w = scale * q + bias for the register's rows
-//   (the dequantiser's own expression, unfused, so w is the scheme's weight
-//   bit for bit) and one multiply-add per activation column into per-row
-//   sums. No transposition, no weight ever stored.
+//   and one multiply-add per activation column into per-row sums. No
+//   transposition, no weight ever stored.
+// * w is the scheme's weight bit for bit. The side data are binary16 or
+//   bfloat16 values (at most 11 significant bits) and codes have at most 8
+//   bits, so scale * q is exact in float: the AVX-512 loops compute w with
+//   one FMA, which rounds once, as the dequantiser's scale * q + bias does
+//   (the AVX2 loop, which does not require FMA, multiplies and adds).
 // * Per row, the sum runs in column order (recursive summation), and the
 //   caller adds the block's sums to the row's: the error bound of
 //   ecq/cpu/tensor_ops.hpp holds.
@@ -51,7 +55,7 @@ struct affine_block_dot_args {
   std::uint64_t first_column;   // tensor symbol column of the block's first
   int codes_per_symbol;         // 1 or 2
   int code_bits;
-  const float* scales;          // valid_rows x groups_per_row
+  const float* scales;          // valid_rows x groups_per_row, 16-bit values (see the file comment)
   const float* biases;
   std::uint64_t groups_per_row;
   std::uint32_t group_shift;
@@ -161,12 +165,12 @@ ECQ_AFFINE_DOT_AVX512_TARGET void affine_rows_avx512(const affine_block_dot_args
       const __m512i s = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(column0 + c * a.lanes)));
       const std::uint64_t col = (a.first_column + c) * Wps;
       if constexpr (Wps == 1) {
-        const __m512 w = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(s)), bias);
+        const __m512 w = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s), bias);
         for (int b = 0; b < Batch; ++b) acc[b] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[std::size_t(b) * a.cols + col]), acc[b]);
       } else {
-        const __m512 w0 = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_and_si512(s, code_mask))), bias);
-        const __m512 w1 = _mm512_add_ps(
-            _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_srlv_epi32(s, _mm512_set1_epi32(a.code_bits)))), bias);
+        const __m512 w0 = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_and_si512(s, code_mask)), bias);
+        const __m512 w1 =
+            _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_srlv_epi32(s, _mm512_set1_epi32(a.code_bits))), bias);
         for (int b = 0; b < Batch; ++b) {
           acc[b] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[std::size_t(b) * a.cols + col]), acc[b]);
           acc[b] = _mm512_fmadd_ps(w1, _mm512_set1_ps(x[std::size_t(b) * a.cols + col + 1]), acc[b]);
@@ -298,15 +302,15 @@ struct affine_rows_dot_sink {
     const __m512 scale = _mm512_load_ps(scales + lane0), bias = _mm512_load_ps(biases + lane0);
     std::size_t b = 0;
     if (wps_shift == 0) {
-      const __m512 w = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(symbol)), bias);
+      const __m512 w = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(symbol), bias);
       do {
         _mm512_store_ps(sum, _mm512_fmadd_ps(w, _mm512_set1_ps(xc[0]), _mm512_load_ps(sum)));
         xc += cols;
         sum += Lanes;
       } while (++b < batch);
     } else {
-      const __m512 w0 = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_and_si512(symbol, code_mask))), bias);
-      const __m512 w1 = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_srlv_epi32(symbol, code_shift))), bias);
+      const __m512 w0 = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_and_si512(symbol, code_mask)), bias);
+      const __m512 w1 = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_srlv_epi32(symbol, code_shift)), bias);
       do {
         const __m512 s0 = _mm512_fmadd_ps(w0, _mm512_set1_ps(xc[0]), _mm512_load_ps(sum));
         _mm512_store_ps(sum, _mm512_fmadd_ps(w1, _mm512_set1_ps(xc[1]), s0));
