@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -143,6 +144,35 @@ TEST(Scheme, StorageLayoutWidensWithTheTensorAndKeepsStatesUnderTheBudget) {
   ecq::quantized_tensor q;
   ecq::float16_quantize(t.w.data(), t.rows, t.cols, ecq::float16_format::bfloat16, &q);
   EXPECT_LE(ecq::choose_coding_options(q, ecq::layout_goal::storage).scale_bits, 12);
+}
+
+TEST(Scheme, FourBitCodesTakeScaleBits7WhenItCostsUnderTheTolerance) {
+  // 16 symbols: ScaleBits 7 (the permute kernel's one-vpermi2b lookup) when it costs at most
+  // simd_scale_bits_tolerance of the tensor's estimated size more than the smallest coding, else the best value
+  // <= 8 under the same rule. 4-bit codes of a Gaussian over the levels: a wide one (sigma 4 levels) is within
+  // the tolerance at 7, a narrow one (sigma 2.5: +0.2 % at 7, +0.04 % at 8) keeps 8.
+  for (const double sigma : {4.0, 2.5}) {
+    const std::uint64_t rows = 256, cols = 512;
+    std::mt19937 rng(7);
+    std::normal_distribution<double> level(7.5, sigma);
+    std::vector<std::uint8_t> codes(rows * cols);
+    for (auto& c : codes) c = std::uint8_t(std::min(15.0, std::max(0.0, std::round(level(rng)))));
+    const std::vector<std::uint16_t> scales(rows * cols / 64, ecq::float_to_f16(0.01f));
+    const std::vector<std::uint16_t> biases(rows * cols / 64, ecq::float_to_f16(-0.075f));
+    ecq::quantized_tensor q;
+    ASSERT_EQ(ecq::affine_from_codes(codes.data(), rows, cols, scales, biases, ecq::affine_params{}, &q), status::ok);
+    ASSERT_EQ(q.alphabet_size, 16u);
+    const std::vector<std::uint64_t> counts = ecq::histogram(q.symbols.data(), q.symbols.size(), q.alphabet_size);
+    const int best = ecq::choose_scale_bits(counts);
+    ASSERT_GT(best, 8) << "the test needs codes whose smallest coding is above ScaleBits 8";
+    const double side_bits = 8.0 * double(q.side_bytes());
+    const double limit = (ecq::coded_bits_at(counts, best) + side_bits) * (1.0 + ecq::simd_scale_bits_tolerance);
+    const bool seven = ecq::coded_bits_at(counts, 7) + side_bits <= limit;
+    EXPECT_EQ(seven, sigma == 4.0);
+    ASSERT_LE(ecq::coded_bits_at(counts, 8) + side_bits, limit);
+    for (const ecq::layout_goal goal : {ecq::layout_goal::storage, ecq::layout_goal::kernel})
+      EXPECT_EQ(ecq::choose_coding_options(q, goal).scale_bits, seven ? 7 : 8) << "sigma " << sigma;
+  }
 }
 
 // quantise -> encode -> open (checked) -> decode_checked -> dequantise must

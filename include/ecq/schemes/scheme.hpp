@@ -46,9 +46,10 @@
 // fallback (tensors of a few rows). ScaleBits: the value in [7, 15] that
 // minimises payload + table, among those whose decode table can hold the
 // alphabet; instead, when it costs at most 1/2000 of the tensor's estimated
-// size (coded symbols and side data) more, the best value <= 8 for at most 16
-// symbols (AVX-512's gather-free permute kernel, ~4x the gather kernel's
-// speed on 4-bit codes) or <= 12 for at most 256, since the SIMD kernels take
+// size (coded symbols and side data) more, 7, else the best value <= 8, for at
+// most 16 symbols (AVX-512's gather-free permute kernel, ~4x the gather kernel's
+// speed on 4-bit codes; one vpermi2b at 7, two at 8) or the best value <= 12
+// for at most 256, since the SIMD kernels take
 // ScaleBits <= 12 (32-bit table entries; ecq/cpu_decode.hpp).
 #ifndef ECQ_SCHEMES_SCHEME_HPP
 #define ECQ_SCHEMES_SCHEME_HPP
@@ -330,10 +331,12 @@ inline coding_options choose_coding_options(const quantized_tensor& q, layout_go
   int s = choose_scale_bits(counts);
   const double side_bits = 8.0 * double(q.side_bytes());
   const double best = coded_bits_at(counts, s) + side_bits;
-  // The fastest kernel the size allows: gather-free (ScaleBits <= 8) for at
-  // most 16 symbols, then 32-bit gather tables (<= 12) for at most 256.
-  for (const int limit : {8, 12}) {
-    if (s <= limit || q.alphabet_size > (limit == 8 ? 16u : 256u)) continue;
+  // The fastest kernel the size allows: for at most 16 symbols gather-free,
+  // ScaleBits 7 (one vpermi2b per register) before 8 (two, and a mask: the
+  // 4-bit codes decode ~15 % slower), then 32-bit gather tables (<= 12) for
+  // at most 256.
+  for (const int limit : {7, 8, 12}) {
+    if (s <= limit || q.alphabet_size > (limit <= 8 ? 16u : 256u)) continue;
     const int fast = choose_scale_bits(counts, 7, limit);
     if (fast != 0 && coded_bits_at(counts, fast) + side_bits <= best * (1.0 + simd_scale_bits_tolerance)) {
       s = fast;
