@@ -125,7 +125,8 @@ class tensor_decoder {
   /// storing the symbols (detail::affine_rows_dot_sink). a describes the
   /// block (a.symbols is not read); a.batch <= affine_rows_dot_sink::max_batch.
   /// @return as decode_stream_order; status::unsupported_parameters when the
-  ///         block's kernel is not an AVX-512 one (then nothing was decoded).
+  ///         block's kernel is not an AVX-512 one or the coder has other than
+  ///         64 lanes (then nothing was decoded).
   status dot_affine_block(std::uint64_t tile, std::uint64_t chunk, const detail::affine_block_dot_args& a) const {
     const tensor_geometry& g = view_.geometry;
     if (!impl_ || tile >= g.num_tiles() || chunk >= g.num_chunks()) return status::invalid_argument;
@@ -282,7 +283,9 @@ class tensor_decoder {
     }
 #if ECQ_HAS_X86_KERNELS()
     status dot_affine(const block_view& b, const detail::affine_block_dot_args& a) const override {
-      if constexpr (decltype(decoder)::has_avx512_kernel && Lanes <= 64) {
+      // 64 lanes only (the storage layout of large tensors, where the GEMV's
+      // time goes): each configuration instantiates the decoding loop once more.
+      if constexpr (decltype(decoder)::has_avx512_kernel && Lanes == 64) {
         using sink = detail::affine_rows_dot_sink<Lanes>;
         if (decoder.path() != cpu_path::avx512 || a.batch > sink::max_batch) return status::unsupported_parameters;
         if (b.lanes != std::uint32_t(Lanes) || a.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0)

@@ -38,7 +38,7 @@
 //
 // Cost: the decoded symbols of one block stay in cache (the block's rows,
 // 16 bits a symbol); weights are never stored by gemv. For plain affine codes
-// on AVX-512 with up to 8 activation columns, gemv stores no symbols either:
+// in 64-lane blocks on AVX-512 with up to 8 activation columns, gemv stores no symbols either:
 // the decoding kernel's registers are dequantised and dotted as they come
 // (tensor_decoder::dot_affine_block).
 #ifndef ECQ_CPU_TENSOR_OPS_HPP
@@ -416,10 +416,11 @@ inline status gemv(const encoded_tensor& t, const float* x, std::size_t batch, f
   if (d.has_stream_order() && ((isa == cpu_path::avx512 && g.lanes % 16 == 0) || (isa == cpu_path::avx2 && g.lanes % 8 == 0)))
     plan = detail::plan_affine_dot(t);
   // Up to affine_rows_dot_sink<>::max_batch columns, the AVX-512 kernels dot
-  // each register of symbols as they decode it (tensor_decoder::dot_affine_block);
-  // more columns decode each block once into stream order and run the loop
-  // over it once per four columns.
-  const bool fused = isa == cpu_path::avx512 && batch <= detail::affine_rows_dot_sink<16>::max_batch;
+  // each register of symbols of a 64-lane block as they decode it
+  // (tensor_decoder::dot_affine_block); more columns, or fewer lanes, decode
+  // each block once into stream order and run the loop over it once per four
+  // columns.
+  const bool fused = isa == cpu_path::avx512 && g.lanes == 64 && batch <= detail::affine_rows_dot_sink<64>::max_batch;
 #endif
   std::vector<status> result(std::size_t(g.num_tiles()), status::ok);
   auto task = [&](std::size_t tile) {

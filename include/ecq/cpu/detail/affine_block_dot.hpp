@@ -25,7 +25,8 @@
 // * Two forms. affine_block_dot_simd runs over a block already decoded into
 //   stream order (tensor_decoder::decode_stream_order): AVX2, and AVX-512
 //   for more than 8 activation columns (the block is decoded once for all of
-//   them). affine_rows_dot_sink<Lanes> is the same loop as a sink of the
+//   them) or fewer than 64 lanes. affine_rows_dot_sink<Lanes> (used for 64
+//   lanes, the storage layout of large tensors) is the same loop as a sink of the
 //   AVX-512 decoding loop (tensor_decoder::dot_affine_block): each register
 //   of 16 rows is dequantised and dotted as it is decoded, so the block's
 //   symbols are never written (a 64-lane block of 128 x 8192 codes is 1 MB of
