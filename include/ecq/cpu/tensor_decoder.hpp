@@ -40,7 +40,10 @@
 // configurations (ScaleBits 7-12 x 4 lane counts) and the core step for the
 // 9 ScaleBits, once per program however many schemes and entry points use
 // them: schemes are applied to decoded rows afterwards, so the decoders
-// never multiply with the dequantisers.
+// never multiply with the dequantisers. The one exception is the fused affine
+// GEMV (dot_affine_block): one more decoding loop per 64-lane configuration
+// (6 ScaleBits), whatever the affine scheme, since its sink takes the codes'
+// shape at run time.
 #ifndef ECQ_CPU_TENSOR_DECODER_HPP
 #define ECQ_CPU_TENSOR_DECODER_HPP
 
