@@ -41,9 +41,10 @@
 // 9 ScaleBits, once per program however many schemes and entry points use
 // them: schemes are applied to decoded rows afterwards, so the decoders
 // never multiply with the dequantisers. The one exception is the fused affine
-// GEMV (dot_affine_block): one more decoding loop per 64-lane configuration
-// (6 ScaleBits), whatever the affine scheme, since its sink takes the codes'
-// shape at run time.
+// GEMV (dot_affine_block): 8 more decoding loops, for the 64-lane
+// configurations (the gather kernel at ScaleBits 7-12, the permute kernel at
+// 7 and 8), whatever the affine scheme: its sink takes the codes' shape at
+// run time.
 #ifndef ECQ_CPU_TENSOR_DECODER_HPP
 #define ECQ_CPU_TENSOR_DECODER_HPP
 
