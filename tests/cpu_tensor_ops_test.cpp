@@ -265,6 +265,24 @@ TEST(DecodeToFloat, EqualsTheReferenceDequantiserBitForBit) {
       }
 }
 
+// Outputs of at least streaming_output_bytes go out through a per-thread buffer with non-temporal stores
+// (detail::copy_streaming): 2050 columns make every row start at a different alignment and end in a tail.
+TEST(DecodeToFloat, LargeOutputsGoOutWithNonTemporalStoresBitForBit) {
+  const ecq_test::test_tensor w = ecq_test::synthetic_tensor(2050, 2050, 5);
+  ASSERT_GE(w.w.size() * sizeof(std::uint16_t), ecq::detail::streaming_output_bytes) << "bf16 output must stream too";
+  ecq::quantized_tensor q;
+  const ecq::encoded_tensor t = encode_with("affine4-g64", w, ecq::layout_goal::storage, &q);
+  std::vector<float> ref;
+  ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+  std::vector<float> out(ref.size() + 1, -1.0f);
+  ASSERT_EQ(ecq::decode_to_float(t, out.data() + 1, ref.size()), status::ok);  // rows start 4 bytes off 16
+  ASSERT_EQ(std::memcmp(out.data() + 1, ref.data(), ref.size() * 4), 0);
+  EXPECT_EQ(out[0], -1.0f) << "nothing before the output is written";
+  std::vector<std::uint16_t> h(ref.size());
+  ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size()), status::ok);
+  for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(h[i], ecq::float_to_bf16(ref[i])) << "weight " << i;
+}
+
 /// rows x cols bf16 patterns of synthetic weights, coded losslessly with the bf16 scheme in the given layout.
 struct bf16_coded {
   std::vector<std::uint16_t> patterns;

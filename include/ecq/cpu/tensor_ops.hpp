@@ -44,6 +44,7 @@
 #ifndef ECQ_CPU_TENSOR_OPS_HPP
 #define ECQ_CPU_TENSOR_OPS_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -58,6 +59,7 @@
 #include "../status.hpp"
 #include "../schemes/scheme.hpp"
 #include "detail/affine_block_dot.hpp"
+#include "detail/streaming_copy.hpp"
 #include "row_dequantizer.hpp"
 #include "tensor_decoder.hpp"
 #include "thread_pool.hpp"
@@ -312,10 +314,16 @@ inline status check_decode(const encoded_tensor& t, const cpu_options& o = {}) {
 namespace detail {
 
 /// decode_to_float and decode_to_bf16: the scheme's checks, then
-/// put(rd, row, first_symbol, symbols, count, first_weight) for every row
-/// piece of every decoded block.
-template <class Put>
-status dequantize_blocks(const encoded_tensor& t, std::size_t capacity, const cpu_options& o, Put&& put) {
+/// put(rd, row, first_symbol, symbols, count, dest) for every row piece of
+/// every decoded block, dest receiving the piece's weights (row * cols +
+/// first_symbol * weights_per_symbol of out on). When the whole output is
+/// at least streaming_output_bytes, dest is a per-thread buffer and the
+/// piece goes to out with non-temporal stores (copy_streaming): measured on
+/// the 268 M-weight checkpoint, the ordinary stores' read-for-ownership made
+/// decode_to_float of affine codes take 1.4x longer (docs/performance.md,
+/// session 6).
+template <class T, class Put>
+status dequantize_blocks(const encoded_tensor& t, T* out, std::size_t capacity, const cpu_options& o, Put&& put) {
   row_dequantizer rd;
   if (t.data() == nullptr) return status::invalid_argument;
   status st = rd.build(t);
@@ -323,12 +331,20 @@ status dequantize_blocks(const encoded_tensor& t, std::size_t capacity, const cp
   tensor_decoder d;
   if ((st = prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
   const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
+  const bool streaming = output_stores(t.geometry().rows * cols * sizeof(T)) == row_stores::streaming;
   return for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
+    static thread_local std::vector<T> piece;
+    const std::uint64_t first_weight = b.first_column * wps;
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(std::uint64_t(b.columns) * wps, cols - first_weight));
+    if (streaming && piece.size() < n) piece.resize(n);
     for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
       const std::uint64_t row = b.first_row + r;
+      T* dest = out + row * cols + first_weight;
       put(rd, row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
-          row * cols + b.first_column * wps);
+          streaming ? piece.data() : dest);
+      if (streaming) copy_streaming(dest, piece.data(), n * sizeof(T));
     }
+    if (streaming) streaming_fence();
   });
 }
 
@@ -339,10 +355,10 @@ status dequantize_blocks(const encoded_tensor& t, std::size_t capacity, const cp
 ///         or the status of visit_dequantizer if the scheme's parameters or
 ///         side data do not fit the tensor (checked first).
 inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t capacity, const cpu_options& o = {}) {
-  return detail::dequantize_blocks(t, capacity, o,
-                                   [w](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
-                                       const std::uint16_t* symbols, std::size_t count, std::uint64_t at) {
-                                     rd.weights(row, first, symbols, count, w + at);
+  return detail::dequantize_blocks(t, w, capacity, o,
+                                   [](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
+                                      const std::uint16_t* symbols, std::size_t count, float* dest) {
+                                     rd.weights(row, first, symbols, count, dest);
                                    });
 }
 
@@ -384,10 +400,10 @@ inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::siz
     row_dequantizer rd;
     if (rd.build(t) == status::ok && rd.exact_bf16()) return detail::decode_bf16_patterns(t, rd, h, capacity, o);
   }
-  return detail::dequantize_blocks(t, capacity, o,
-                                   [h, cols](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
-                                             const std::uint16_t* symbols, std::size_t count, std::uint64_t at) {
-                                     rd.bf16_bits(row, first, symbols, count, h + at, cols);
+  return detail::dequantize_blocks(t, h, capacity, o,
+                                   [cols](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
+                                          const std::uint16_t* symbols, std::size_t count, std::uint16_t* dest) {
+                                     rd.bf16_bits(row, first, symbols, count, dest, cols);
                                    });
 }
 
