@@ -125,6 +125,16 @@ TEST(FusedGemv, Bf16PairsMatchTheExactWeights) {
             1e-5);
 }
 
+/// The narrow decode table of 4-bit affine codes coded as `es` (the payload does not depend on the group size).
+std::vector<std::uint32_t> affine4_table(const ecq_bench::encoded_streams& es) {
+  std::vector<std::uint32_t> table(std::size_t(1) << es.scale_bits);
+  EXPECT_EQ(ecq::build_narrow_decode_table(es.freqs.data(), 256, es.scale_bits,
+                                           [](std::uint32_t s) { return ecq::affine4_quad_dequant<64>::payload(s); },
+                                           table.data()),
+            ecq::status::ok);
+  return table;
+}
+
 TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
   ECQ_REQUIRE_GPU();
   fixture_data d;
@@ -133,11 +143,7 @@ TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
   ecq_bench::encoded_streams es;
   ASSERT_TRUE(ecq_bench::encode_items(at.layout, at.symbols, 256, &es));
   ASSERT_EQ(es.scale_bits, 12);
-  std::vector<std::uint32_t> table(4096);
-  ASSERT_EQ(ecq::build_narrow_decode_table(es.freqs.data(), 256, 12,
-                                           [](std::uint32_t s) { return ecq::affine4_quad_dequant<128>::payload(s); },
-                                           table.data()),
-            ecq::status::ok);
+  const std::vector<std::uint32_t> table = affine4_table(es);
   auto w = [&](std::size_t r, std::size_t c) { return at.weight(r, c); };
   using dec = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, words, 1>;
   using ad = ecq::affine4_quad_dequant<128>;
@@ -180,12 +186,8 @@ TEST(FusedGemv, Affine4StaysAccurateOnOffsetActivations) {
   ecq_bench::make_affine4(d.wf, {d.M, d.K, 256, 4}, 64, &at);
   ecq_bench::encoded_streams es;
   ASSERT_TRUE(ecq_bench::encode_items(at.layout, at.symbols, 256, &es));
-  std::vector<std::uint32_t> table(std::size_t(1) << es.scale_bits);
-  ASSERT_EQ(ecq::build_narrow_decode_table(es.freqs.data(), 256, es.scale_bits,
-                                           [](std::uint32_t s) { return ecq::affine4_quad_dequant<64>::payload(s); },
-                                           table.data()),
-            ecq::status::ok);
   ASSERT_EQ(es.scale_bits, 12);
+  const std::vector<std::uint32_t> table = affine4_table(es);
   auto w = [&](std::size_t r, std::size_t c) { return at.weight(r, c); };
   using dec = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, words, 1>;
   using ad = ecq::affine4_quad_dequant<64>;
