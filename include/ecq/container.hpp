@@ -32,6 +32,10 @@
 //                  this library in this process, or accepted once by
 //                  decode_checked). A hostile file can carry a correct
 //                  checksum, so a checksum never makes streams trusted.
+//   These decoders are the portable scalar reference (one thread, any
+//   configuration); ecq/cpu/tensor_ops.hpp's decode_to_symbols gives the
+//   same symbols and statuses through the run-time-dispatched SIMD kernels on
+//   every core, and is what the tool and engines call.
 //   overhead       the byte accounting `ecq inspect` prints: headers, table,
 //                  index, flushed states, renormalisation words, padding.
 // peek_container_size reads one header field, to walk a file of several

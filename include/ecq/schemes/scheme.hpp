@@ -497,6 +497,10 @@ inline constexpr std::uint64_t default_max_decoded_weights = std::uint64_t(1) <<
 
 /// CHECKED: decodes and dequantises an opened container into out (rows *
 /// cols floats). Parameters and side data are checked first, then the size.
+/// The portable reference, on one thread (encoded_tensor::decode_checked, then
+/// the scheme's dequantiser): tests and fuzzers compare the dispatched path
+/// with it. Engines call ecq::decode_to_float (ecq/cpu/tensor_ops.hpp), which
+/// returns the same status and weights through the SIMD kernels on every core.
 /// @return status::ok; the status of visit_dequantizer (checked first);
 ///         status::output_too_small if rows * cols or rows * symbols_per_row
 ///         exceeds max_weights; else the status of decode_checked.
