@@ -461,13 +461,15 @@ void run_plain_rowmajor(const std::string& shape, const std::vector<dbuf<std::ui
 }
 
 /// The tensor-core plain 4-bit GEMV (plain_w4_mma_gemv_kernel) on `codes` / `side` in plain_w4_mma_layout.
-/// Owned: blocks own whole row ranges and store y (no memset, no global atomics).
-template <int Warps, int TileRows, int Chunks, int Stages, int Batch, bool Exact, bool Owned = false, bool Bulk = false>
+/// Owned: blocks own whole row ranges and store y (no memset, no global atomics). Order: which units a warp
+/// takes (mma_order); Packed: `codes` are plain_w4_mma_pack's unit images (`side` unused).
+template <int Warps, int TileRows, int Chunks, int Stages, int Batch, bool Exact, bool Owned = false, bool Bulk = false,
+          mma_order Order = mma_order::contiguous, bool Packed = false, bool Pdl = false>
 void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_t>>& codes,
                    const std::vector<dbuf<std::uint32_t>>& side, const dbuf<std::uint16_t>& x, std::uint32_t M,
                    std::uint32_t K, const std::vector<double>& ref, double bytes) {
   if (K % (64 * Chunks) != 0 || M % (16 * TileRows) != 0) return;
-  auto kern = plain_w4_mma_gemv_kernel<Warps, TileRows, Chunks, Stages, Batch, Exact, Owned, Bulk>;
+  auto kern = plain_w4_mma_gemv_kernel<Warps, TileRows, Chunks, Stages, Batch, Exact, Owned, Bulk, Order, Packed, Pdl>;
   int max_smem = 0;
   CK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   // blocks per SM from the shared memory of a one-block-per-SM grid, then the grid's own (owned rows shrink)
@@ -475,18 +477,35 @@ void run_plain_mma(const std::string& shape, const std::vector<dbuf<std::uint32_
   if (smem > std::size_t(max_smem)) return;  // this configuration does not fit K's activations
   const int bps = blocks_per_sm(kern, Warps * 32, smem);
   if (bps == 0) return;
-  const int grid = g_sms * bps;
-  smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch, Owned, Bulk>(M, K, grid);
-  dbuf<float> y(std::size_t(Batch) * M);
-  auto launch = [&](int copy, cudaStream_t st) {
-    if (!Owned) CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
-    kern<<<grid, Warps * 32, smem, st>>>(reinterpret_cast<const uint4*>(codes[copy].p),
-                                         reinterpret_cast<const uint2*>(side[copy].p), x.p, M, K, y.p);
-  };
-  char cfg[64];
-  std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s%s%s", bps, Warps, 16 * TileRows, 64 * Chunks, Stages,
-                Owned ? " own" : "", Bulk ? " tma" : "", Exact ? " exact" : "");
-  record_gemv(shape, "plain w4 g128 mma", Batch, cfg, y, ref, bytes, M, K, launch, int(codes.size()), 35.0);
+  // --test also runs a 3-block grid, so that each warp crosses several units and row groups
+  for (const int grid : {g_sms * bps, g_test ? 3 : 0}) {
+    if (grid == 0) continue;
+    smem = plain_w4_mma_shared_bytes<Warps, TileRows, Chunks, Stages, Batch, Owned, Bulk>(M, K, grid);
+    if (smem > std::size_t(max_smem)) continue;
+    dbuf<float> y(std::size_t(Batch) * M);
+    auto launch = [&](int copy, cudaStream_t st) {
+      if (!Owned) CK(cudaMemsetAsync(y.p, 0, y.bytes(), st));
+      cudaLaunchConfig_t lc = {};
+      lc.gridDim = dim3(unsigned(grid));
+      lc.blockDim = dim3(Warps * 32);
+      lc.dynamicSmemBytes = smem;
+      lc.stream = st;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[0].val.programmaticStreamSerializationAllowed = 1;
+      lc.attrs = attr;
+      lc.numAttrs = Pdl ? 1 : 0;
+      CK(cudaLaunchKernelEx(&lc, kern, reinterpret_cast<const uint4*>(codes[copy].p),
+                            reinterpret_cast<const uint2*>(side[copy].p), x.p, M, K, y.p));
+    };
+    char cfg[64];
+    std::snprintf(cfg, sizeof cfg, "%dx%dw %ux%u s%d%s%s%s%s%s%s", grid == g_sms * bps ? bps : 0, Warps, 16 * TileRows,
+                  64 * Chunks, Stages, Owned ? " own" : "", Bulk ? " tma" : "", Exact ? " exact" : "",
+                  Order == mma_order::banded ? " band" : Order == mma_order::interleaved ? " ilv" : "",
+                  Packed ? " pack" : "", Pdl ? " pdl" : "");
+    record_gemv(shape, "plain w4 g128 mma", Batch, grid == g_sms * bps ? std::string(cfg) : std::string(cfg) + " g3", y,
+                ref, bytes, M, K, launch, int(codes.size()), 35.0);
+  }
 }
 
 void run_cublas(const std::string& shape, cublasHandle_t h, const std::vector<dbuf<std::uint16_t>>& w,
@@ -888,13 +907,17 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
           srm.push_back(upload_weights(side_rm));
         }
         // the tensor-core layout (plain_w4_mma_layout): same bytes, offline-permuted
-        std::vector<dbuf<std::uint32_t>> wmma, smma;
+        std::vector<dbuf<std::uint32_t>> wmma, smma, wpack;  // wpack: 16 x 512 unit images (plain_w4_mma_pack)
         if (M % 16 == 0 && K % 128 == 0) {
           std::vector<std::uint32_t> mc, ms;
           plain_w4_mma_layout(at.codes.data(), side_rm.data(), M, K, &mc, &ms);
           for (int c = 0; c < rc; ++c) {
             wmma.push_back(upload_weights(mc));
             smma.push_back(upload_weights(ms));
+          }
+          if (K % 512 == 0) {
+            const std::vector<std::uint32_t> mp = plain_w4_mma_pack(mc, ms, M, K, 8);
+            for (int c = 0; c < rc; ++c) wpack.push_back(upload_weights(mp));
           }
           // the read kernel on these codes (same copies, same rotation): what streaming this many bytes takes
           if (!g_test && !g_profile) {
@@ -931,6 +954,31 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
               run_plain_mma<32, 1, 4, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<16, 1, 8, 3, 1, true, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
               run_plain_mma<12, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+              // session 7: unit orders (banded rows per block, interleaved warps) and packed unit images, each next
+              // to the kernel above (16 warps, 16 x 512, 3 TMA slots, own rows) and twice
+              constexpr auto band = mma_order::banded, ilv = mma_order::interleaved;
+              for (int rep = 0; rep < 2; ++rep) {
+                run_plain_mma<16, 1, 8, 3, 1, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+                run_plain_mma<16, 1, 8, 3, 1, false, true, true, band>(shape, wmma, smma, x, M, K, ref(ref_a, 1),
+                                                                       rbytes);
+                run_plain_mma<16, 1, 8, 3, 1, false, false, true, ilv>(shape, wmma, smma, x, M, K, ref(ref_a, 1),
+                                                                       rbytes);
+                if (!wpack.empty()) {
+                  run_plain_mma<16, 1, 8, 3, 1, false, true, true, mma_order::contiguous, true>(
+                      shape, wpack, smma, x, M, K, ref(ref_a, 1), rbytes);
+                  run_plain_mma<16, 1, 8, 3, 1, false, true, true, band, true>(shape, wpack, smma, x, M, K,
+                                                                               ref(ref_a, 1), rbytes);
+                  run_plain_mma<16, 1, 8, 3, 1, false, false, true, ilv, true>(shape, wpack, smma, x, M, K,
+                                                                               ref(ref_a, 1), rbytes);
+                }
+                run_plain_mma<16, 1, 8, 3, 1, false, true, false, band>(shape, wmma, smma, x, M, K, ref(ref_a, 1),
+                                                                        rbytes);
+                // programmatic dependent launch: the next launch's first weights stream during this one's tail
+                run_plain_mma<16, 1, 8, 3, 1, false, true, true, mma_order::contiguous, false, true>(
+                    shape, wmma, smma, x, M, K, ref(ref_a, 1), rbytes);
+                run_plain_mma<16, 1, 8, 3, 1, false, true, true, band, false, true>(shape, wmma, smma, x, M, K,
+                                                                                    ref(ref_a, 1), rbytes);
+              }
             }
             if (b == 2) run_plain_mma<8, 1, 8, 4, 2, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 2), rbytes);
             if (b == 4) run_plain_mma<8, 1, 8, 4, 4, false, true, true>(shape, wmma, smma, x, M, K, ref(ref_a, 4), rbytes);
@@ -1057,6 +1105,7 @@ int main(int argc, char** argv) {
   if (g_test) {
     run_shape(64, 1024, {1, 2, 8}, h);
     run_shape(96, 2048, {1, 4}, h);
+    if (g_plain_only) run_shape(544, 4096, {1}, h);  // 34 row groups x 8 K-parts: 3-block grids cross row groups
   } else if (g_profile || g_zero_copy) {
     run_shape(28672, 8192, {1}, h);
   } else if (quick) {

@@ -18,7 +18,8 @@
 //     bytes/s next to the copy kernel's bandwidth.
 // Prints a table last and writes JSON (--json PATH). --test: a 4096 x 4096
 // matrix, every check and no timing (for compute-sanitizer); --profile: the
-// full matrix, one launch of each decode, no timing (for ncu). With the tool:
+// full matrix, one launch of each decode and one of the copy kernel (256 MiB
+// each way), no timing (for ncu). With the tool:
 //   ecq_gpu_load_bench --write-safetensors w.safetensors   (the bf16 weights)
 //   ecq pack w.safetensors w_bf16.ecq --scheme bf16 --layout gpu
 //   ecq pack w.safetensors w_q4.ecq --scheme affine4-g128-bf16 --layout gpu
@@ -427,6 +428,17 @@ int main(int argc, char** argv) {
     CK(cudaFree(b));
     std::printf("copy bandwidth: D2D cudaMemcpy %.1f GB/s, copy kernel %.1f GB/s (read + write); H2D pinned %.1f GB/s, "
                 "pageable %.1f GB/s\n", d2d, d2d_kernel, h2d_pinned, h2d_pageable);
+  }
+  if (g_profile) {  // one launch of the copy kernel, for ncu's figures next to the decoders' (256 MiB each way)
+    const std::size_t n = std::size_t(256) << 20;
+    void *a = nullptr, *b = nullptr;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(cudaMemset(a, 1, n));
+    copy_kernel<<<prop.multiProcessorCount * 8, 256>>>(static_cast<const uint4*>(a), static_cast<uint4*>(b), n / 16);
+    CK(cudaDeviceSynchronize());
+    CK(cudaFree(a));
+    CK(cudaFree(b));
   }
   if (g_test)
     run(4096, 4096, d2d_kernel, src);
