@@ -700,35 +700,20 @@ __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t pari
 /// Bulk: lane 0 fills a slot with one bulk copy (TMA, cp.async.bulk) per
 /// tile for the codes and one for the side words, completed on the slot's
 /// mbarrier, instead of 32 lanes' 16-byte cp.async.
-/// Order: which units a warp takes (mma_order). contiguous: a range of
-/// consecutive units (so each warp streams its own ~56 KB of codes, 2112
-/// places over the matrix at once); banded (with BlockOwned): block b of G
-/// owns row groups b, b + G, ... and its warps take the block's units in
-/// turn, so that at any time the grid reads one band of G consecutive row
-/// groups; interleaved (without BlockOwned): warp w of block b is the grid's
-/// warp w G + b and takes units q, q + W, ... (W warps in all): one band of W
-/// consecutive units, and the last, partial step spread over every SM.
-/// Packed (with Bulk, TileRows 1): `codes` holds each unit's slot image, its
-/// codes then its side words (4352 bytes for 16 x 512 units, unit u =
-/// tile * K / 512 + K-part; plain_w4_mma_pack), filled by one bulk copy from
-/// one place instead of two copies from two arrays; `side` is unused.
 /// Pdl (programmatic dependent launch; launch with
 /// cudaLaunchAttributeProgrammaticStreamSerialization): the kernel lets the
-/// next launch start at once, and waits for the previous one
-/// (griddepcontrol.wait) after issuing its first units' weight copies and
-/// before it reads x or writes y, so that a launch's first weights stream
-/// while the previous launch's last blocks finish, on the SMs they left.
+/// next launch start at once, and waits for the previous kernel on the
+/// stream (griddepcontrol.wait) after issuing its first units' weight copies
+/// and before it reads x or writes y, so that a launch's first weights stream
+/// while the previous launch's last blocks finish, on the SMs they left
+/// (the weights must not be written by the previous kernel).
 /// Needs M % (16 TileRows) == 0, K % (64 Chunks) == 0, Chunks even.
-enum class mma_order { contiguous, banded, interleaved };
 template <int BlockWarps, int TileRows, int Chunks, int Stages, int Batch, bool Exact, bool BlockOwned = false,
-          bool Bulk = false, mma_order Order = mma_order::contiguous, bool Packed = false, bool Pdl = false>
+          bool Bulk = false, bool Pdl = false>
 __global__ void __launch_bounds__(BlockWarps * 32, 1)
     plain_w4_mma_gemv_kernel(const uint4* codes, const uint2* side, const std::uint16_t* x, std::uint32_t M,
                              std::uint32_t K, float* y) {
   static_assert(Chunks % 2 == 0 && Stages >= 2 && Batch >= 1 && Batch <= 8, "whole groups per unit");
-  static_assert(Order == mma_order::contiguous || BlockOwned == (Order == mma_order::banded),
-                "banded units need block-owned rows, interleaved ones global atomics");
-  static_assert(!Packed || (Bulk && TileRows == 1), "packed units are one bulk copy of one tile's slot image");
   constexpr int groups = Chunks / 2, side_u2 = TileRows * groups * 8;
   constexpr int slot_u4 = TileRows * Chunks * 32 + side_u2 / 2;  // codes, then side words
   extern __shared__ uint4 smem_u4[];
@@ -743,34 +728,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   const std::uint32_t kparts = K / (64 * Chunks), units = M / (16 * TileRows) * kparts;
   float* ys = gsum + Batch * groups_row;  // BlockOwned: [n][row of the block]
   std::uint32_t first, last, row_begin = 0, block_rows = 0;
-  // Cursor steps of the banded and interleaved orders (a warp's next unit is `step` units on): kp += dk and
-  // tile0 += dtile, plus a carry of one row group (ctile) when kp wraps; lt: the row group's first tile in the
-  // block's rows (banded).
-  std::uint32_t dk = 0, dtile = 0, ctile = 0, dlt = 0, kp0 = 0, tile00 = 0, lt0 = 0;
-  if constexpr (Order == mma_order::banded) {
-    const std::uint32_t row_groups = M / (16 * TileRows), G = gridDim.x, b = blockIdx.x;
-    const std::uint32_t mine = b < row_groups ? (row_groups - 1 - b) / G + 1 : 0u, n = mine * kparts;
-    first = 0;
-    last = warp < n ? (n - 1 - warp) / BlockWarps + 1 : 0u;
-    block_rows = mine * 16 * TileRows;
-    dk = BlockWarps % kparts;
-    dtile = BlockWarps / kparts * G * TileRows;
-    dlt = BlockWarps / kparts * TileRows;
-    ctile = G * TileRows;
-    kp0 = warp % kparts;
-    lt0 = warp / kparts * TileRows;
-    tile00 = (b + warp / kparts * G) * TileRows;
-    for (std::uint32_t i = threadIdx.x; i < Batch * block_rows; i += BlockWarps * 32) ys[i] = 0.0f;
-  } else if constexpr (Order == mma_order::interleaved) {
-    const std::uint32_t W = gridDim.x * BlockWarps, w = warp * gridDim.x + blockIdx.x;
-    first = 0;
-    last = w < units ? (units - 1 - w) / W + 1 : 0u;
-    dk = W % kparts;
-    dtile = W / kparts * TileRows;
-    ctile = TileRows;
-    kp0 = w % kparts;
-    tile00 = w / kparts * TileRows;
-  } else if constexpr (BlockOwned) {
+  if constexpr (BlockOwned) {
     const std::uint32_t row_groups = M / (16 * TileRows);
     const std::uint32_t g0 = std::uint32_t(std::uint64_t(row_groups) * blockIdx.x / gridDim.x);
     const std::uint32_t g1 = std::uint32_t(std::uint64_t(row_groups) * (blockIdx.x + 1) / gridDim.x);
@@ -788,32 +746,16 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   // Unit u = (tile group u / kparts, K-part u % kparts); both cursors (the unit being issued and the one being
   // computed) advance without divisions.
   struct cursor {
-    std::uint32_t kp, tile0, slot, lt;
-    __device__ void next(std::uint32_t kparts, std::uint32_t dk, std::uint32_t dtile, std::uint32_t ctile,
-                         std::uint32_t dlt) {
+    std::uint32_t kp, tile0, slot;
+    __device__ void next(std::uint32_t kparts) {
       slot = slot + 1 == std::uint32_t(Stages) ? 0 : slot + 1;
-      if constexpr (Order == mma_order::contiguous) {
-        if (++kp == kparts) {
-          kp = 0;
-          tile0 += TileRows;
-        }
-      } else {
-        kp += dk;
-        tile0 += dtile;
-        lt += dlt;
-        if (kp >= kparts) {
-          kp -= kparts;
-          tile0 += ctile;
-          lt += TileRows;
-        }
+      if (++kp == kparts) {
+        kp = 0;
+        tile0 += TileRows;
       }
     }
   };
-  if constexpr (Order == mma_order::contiguous) {
-    kp0 = first % kparts;
-    tile00 = first / kparts * TileRows;
-  }
-  cursor ic{kp0, tile00, 0, lt0};
+  cursor ic{first % kparts, first / kparts * TileRows, 0};
   std::uint32_t issued = first;
   if constexpr (Bulk) {
     if (lane == 0)
@@ -828,17 +770,15 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
         const std::uint32_t c0 = ic.kp * Chunks;
         std::uint64_t* bar = bars + ic.slot;
         mbar_expect_tx(bar, TileRows * (Chunks * 512 + groups * 64));
-        if constexpr (Packed)
-          bulk_copy(slot, codes + (std::size_t(ic.tile0) * kparts + ic.kp) * slot_u4, slot_u4 * 16, bar);
 #pragma unroll
-        for (int tr = 0; tr < (Packed ? 0 : TileRows); ++tr) {
+        for (int tr = 0; tr < TileRows; ++tr) {
           bulk_copy(slot + tr * Chunks * 32, codes + (std::size_t(ic.tile0 + tr) * chunks_row + c0) * 32,
                     Chunks * 512, bar);
           bulk_copy(slot + TileRows * Chunks * 32 + tr * groups * 4,
                     side + (std::size_t(ic.tile0 + tr) * groups_row + c0 / 2) * 8, groups * 64, bar);
         }
       }
-      ic.next(kparts, dk, dtile, ctile, dlt);
+      ic.next(kparts);
       ++issued;
       return;
     }
@@ -857,7 +797,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
         const int tr = i / (groups * 8), j = i % (groups * 8);
         cp_async_8(ss + i, side + (std::size_t(ic.tile0 + tr) * groups_row + c0 / 2) * 8 + j);
       }
-      ic.next(kparts, dk, dtile, ctile, dlt);
+      ic.next(kparts);
       ++issued;
     }
     if (!Bulk) ecq::detail::cp_async_commit();  // one group per unit, empty past the end
@@ -865,7 +805,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   for (int i = 0; i < Stages - 1; ++i) issue();
   if constexpr (Pdl) {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the previous launch's x and y are complete
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the previous kernel's writes (x, y) are complete
   }
   // Activations in fragment order: uint2 (n, s, t) = {x[16s + 2t], x[16s + 2t + 1], x[16s + 2t + 8], x[16s + 2t + 9]};
   // 32 consecutive uint2 of one n are one group of 128 columns, summed by the warp that stages them.
@@ -892,7 +832,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
   std::uint32_t mask = 0x000F000Fu, magic = 0x43004300u;
   asm volatile("" : "+r"(mask), "+r"(magic));
   float v[TileRows][4] = {};
-  cursor cc_{kp0, tile00, 0, lt0};
+  cursor cc_{first % kparts, first / kparts * TileRows, 0};
   std::uint32_t phase = 0;  // Bulk: parity of the slots' current use, flipped when the slot index wraps
   for (std::uint32_t u = first; u < last; ++u) {
     __syncwarp();  // every lane is done with the slot that the next issue overwrites
@@ -906,8 +846,8 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
     }
     const uint4* sc = ring + cc_.slot * slot_u4;
     const uint2* ss = reinterpret_cast<const uint2*>(sc + TileRows * Chunks * 32);
-    const std::uint32_t kp = cc_.kp, tile0 = cc_.tile0, lt = cc_.lt;
-    cc_.next(kparts, dk, dtile, ctile, dlt);
+    const std::uint32_t kp = cc_.kp, tile0 = cc_.tile0;
+    cc_.next(kparts);
     const uint2* xu = xl + kp * step_l;
 #pragma unroll
     for (int gr = 0; gr < groups; ++gr) {
@@ -959,12 +899,11 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
         }
       }
     }
-    // the next unit adds to the same rows
-    if (u + 1 < last && (Order == mma_order::contiguous ? cc_.kp != 0 : cc_.tile0 == tile0)) continue;
+    if (u + 1 < last && cc_.kp != 0) continue;  // the next unit adds to the same rows
 #pragma unroll
     for (int tr = 0; tr < TileRows; ++tr) {
       // y (global, zeroed) or the block's rows (shared)
-      const std::uint32_t row = (Order == mma_order::banded ? lt + tr : tile0 + tr) * 16 + g - row_begin;
+      const std::uint32_t row = (tile0 + tr) * 16 + g - row_begin;
       float* out = BlockOwned ? ys : y;
       const std::uint32_t stride = BlockOwned ? block_rows : M;
       if (2 * t < Batch) {
@@ -979,15 +918,7 @@ __global__ void __launch_bounds__(BlockWarps * 32, 1)
       for (int i = 0; i < 4; ++i) v[tr][i] = 0.0f;
     }
   }
-  if constexpr (Order == mma_order::banded) {
-    __syncthreads();
-    constexpr std::uint32_t group_rows = 16 * TileRows;
-    for (std::uint32_t i = threadIdx.x; i < Batch * block_rows; i += BlockWarps * 32) {
-      const std::uint32_t r = i % block_rows;  // local row group r / group_rows = the grid's b + (r / group_rows) G
-      y[std::size_t(i / block_rows) * M + (blockIdx.x + r / group_rows * gridDim.x) * group_rows + r % group_rows] =
-          ys[i];
-    }
-  } else if constexpr (BlockOwned) {
+  if constexpr (BlockOwned) {
     __syncthreads();
     for (std::uint32_t i = threadIdx.x; i < Batch * block_rows; i += BlockWarps * 32)
       y[std::size_t(i / block_rows) * M + row_begin + i % block_rows] = ys[i];
@@ -1002,23 +933,6 @@ constexpr std::size_t plain_w4_mma_shared_bytes(std::uint32_t M, std::uint32_t K
          (Bulk ? (std::size_t(BlockWarps) * Stages * 8 + 15) / 16 * 16 : 0) +
          std::size_t(Batch) * K * 2 + Chunks * 128 + std::size_t(Batch) * (K / 128) * 4 +
          (BlockOwned ? std::size_t(Batch) * owned_rows * 4 : 0);
-}
-
-/// The Packed layout of plain_w4_mma_gemv_kernel (16 x 64 Chunks units) from
-/// plain_w4_mma_layout's codes and side: per unit (tile, K-part), its
-/// Chunks * 128 code words, then its Chunks / 2 * 16 side words.
-inline std::vector<std::uint32_t> plain_w4_mma_pack(const std::vector<std::uint32_t>& codes,
-                                                    const std::vector<std::uint32_t>& side, std::uint32_t M,
-                                                    std::uint32_t K, std::uint32_t Chunks) {
-  const std::size_t code_words = std::size_t(Chunks) * 128, side_words = std::size_t(Chunks) / 2 * 16;
-  const std::uint32_t kparts = K / (64 * Chunks);
-  std::vector<std::uint32_t> out;
-  out.reserve(codes.size() + side.size());
-  for (std::size_t u = 0; u < std::size_t(M / 16) * kparts; ++u) {
-    out.insert(out.end(), codes.begin() + std::ptrdiff_t(u * code_words), codes.begin() + std::ptrdiff_t((u + 1) * code_words));
-    out.insert(out.end(), side.begin() + std::ptrdiff_t(u * side_words), side.begin() + std::ptrdiff_t((u + 1) * side_words));
-  }
-  return out;
 }
 
 /// The layout of plain_w4_mma_gemv_kernel from row-major codes (one per
