@@ -262,12 +262,6 @@ TEST(DeviceTensor, LoadsATensorOfAnEcqFile) {
   EXPECT_EQ(ecq::device_tensor::load(plain, 0, &staging, &d), ecq::status::unsupported_parameters);
 }
 
-/// Poisons n bytes (the kernel a programmatic dependent decode follows).
-__global__ void poison_kernel(std::uint8_t* p, std::size_t n, std::uint8_t v) {
-  for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
-    p[i] = v;
-}
-
 // The decoders' sinks (bf16 through the 128-byte and the 64-byte row
 // stage, which decode_bf16 picks between by ScaleBits; 4-bit codes) in both
 // item orders (interleaved: warp g of G takes items g, g + G, ...;
@@ -276,8 +270,7 @@ __global__ void poison_kernel(std::uint8_t* p, std::size_t n, std::uint8_t v) {
 // items, so its word ring, raw pipeline and stores cross item boundaries
 // that are not neighbours in memory, and the last tile's 8 rows end the
 // tensor. Every launch must write exactly the tensor's bytes (a guard after
-// them stays as poisoned), also as a programmatic dependent launch after a
-// kernel that poisons the output (the decode must wait for it).
+// them stays as poisoned).
 TEST(DeviceTensor, DecodesExactlyInEveryItemOrderAndGrid) {
   ECQ_REQUIRE_GPU();
   constexpr std::uint32_t rows = 200, cols = 4096;  // 7 tiles (the last of 8 rows) x 16 chunks = 112 items
@@ -293,9 +286,6 @@ TEST(DeviceTensor, DecodesExactlyInEveryItemOrderAndGrid) {
   const std::vector<std::uint8_t> want_b = bytes_of(w), want_a = pack_nibbles(a.codes);
   constexpr std::size_t guard = 256;
   using ecq::detail::item_order;
-  // pdl: the decode is a programmatic dependent launch after a kernel that poisons the output, so it must wait
-  // for that kernel before its first store
-  for (const bool pdl : {false, true})
   for (item_order order : {item_order::interleaved, item_order::contiguous})
     for (int blocks : {1, 3, 0})
       for (int sink = 0; sink < 3; ++sink) {  // bf16 128-byte stage, bf16 64-byte stage, codes
@@ -303,22 +293,17 @@ TEST(DeviceTensor, DecodesExactlyInEveryItemOrderAndGrid) {
         const std::vector<std::uint8_t>& want = scheme == 0 ? want_b : want_a;
         device_buffer<std::uint8_t> out(want.size() + guard);
         device_buffer<std::uint32_t> flags(1);
+        ASSERT_EQ(cudaMemset(out.p, 0xa5, out.n), cudaSuccess);
         ASSERT_EQ(cudaMemset(flags.p, 0, 4), cudaSuccess);
-        if (pdl) {
-          poison_kernel<<<264, 256>>>(out.p, out.n, 0xa5);
-          ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-        } else {
-          ASSERT_EQ(cudaMemset(out.p, 0xa5, out.n), cudaSuccess);
-        }
         const ecq::device_tensor_view& v = scheme == 0 ? db.view() : da.view();
         auto* out16 = reinterpret_cast<std::uint16_t*>(out.p);
         const ecq::status st =
             sink == 0   ? ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<ecq::detail::row_stage128>>(
-                              v, v.table, out16, flags.p, 0, order, blocks, pdl)
+                              v, v.table, out16, flags.p, 0, order, blocks)
             : sink == 1 ? ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<ecq::detail::row_stage64>>(
-                              v, v.table, out16, flags.p, 0, order, blocks, pdl)
+                              v, v.table, out16, flags.p, 0, order, blocks)
                         : ecq::detail::dispatch_decode<ecq::detail::code_store_sink>(v, v.code_table, out.p, flags.p,
-                                                                                    0, order, blocks, pdl);
+                                                                                    0, order, blocks);
         ASSERT_EQ(st, ecq::status::ok);
         ASSERT_EQ(ecq::read_decode_flags(flags.p, 0), ecq::status::ok);
         std::vector<std::uint8_t> got = out.get();
@@ -326,7 +311,7 @@ TEST(DeviceTensor, DecodesExactlyInEveryItemOrderAndGrid) {
                                              : sink == 1 ? "bf16 64-byte stage"
                                                          : "codes") +
                                  (order == item_order::interleaved ? " interleaved" : " contiguous") +
-                                 ", blocks " + std::to_string(blocks) + (pdl ? ", PDL" : "");
+                                 ", blocks " + std::to_string(blocks);
         for (std::size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xa5) << what << ": guard byte " << i;
         got.resize(want.size());
         EXPECT_TRUE(got == want) << what;

@@ -226,7 +226,7 @@ void time_decodes(const std::vector<decode_variant<Out>>& variants, const loaded
     if (!g_test && !g_profile) {
       r.us = time_graph([&, f = fn](int c, cudaStream_t s) { f(l.copies[c].view(), out, flags, s); },
                         int(l.copies.size()), per_graph);
-      if (writes_output) {  // the output of the timed launches (back to back, PDL ones overlapping) checked again
+      if (writes_output) {  // the output of the timed launches (back to back) checked again
         CK(cudaMemcpy(back.data(), out, n * sizeof(Out), cudaMemcpyDeviceToHost));
         for (std::size_t i = 0; i < n; ++i) bad += back[i] != want[i];
         r.ok = r.ok && bad == 0 && ecq::read_decode_flags(flags, 0) == ecq::status::ok;
@@ -357,12 +357,6 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
       return ecq::detail::dispatch_decode<sink>(v, v.table, out, f, s, o);
     };
   };
-  // decode_bf16's kernel (ScaleBits 11 and below) as a programmatic dependent launch: a launch loads its table
-  // and first words while the previous one finishes (session 7)
-  auto bf16_pdl = [](const view& v, std::uint16_t* out, std::uint32_t* f, cudaStream_t s) {
-    return ecq::detail::dispatch_decode<ecq::detail::bf16_store_sink<row_stage128>>(v, v.table, out, f, s,
-                                                                                  item_order::interleaved, 0, true);
-  };
   auto bf16_no_store = [](item_order o) {
     return [o](const view& v, std::uint16_t* out, std::uint32_t* f, cudaStream_t s) {
       return ecq::detail::dispatch_decode<bf16_no_store_sink>(v, v.table, out, f, s, o);
@@ -384,10 +378,6 @@ void run(std::uint32_t M, std::uint32_t K, double copy_kernel_gbs, const sources
        {"bf16 128 B stage, contiguous", bf16_with(row_stage128{}, item_order::contiguous)},
        {"decode_bf16 again", [](const view& v, std::uint16_t* o, std::uint32_t* f,
                                 cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
-       {"bf16 128 B stage, interleaved, PDL", bf16_pdl},
-       {"decode_bf16 third", [](const view& v, std::uint16_t* o, std::uint32_t* f,
-                                cudaStream_t s) { return ecq::decode_bf16(v, o, f, s); }},
-       {"bf16 128 B stage, interleaved, PDL again", bf16_pdl},
        {"bf16 64 B stage, contiguous (s5) again", bf16_with(row_stage64{}, item_order::contiguous)},
        {"bf16 no stores, interleaved", bf16_no_store(item_order::interleaved), false}},
       lb, wb, double(n), double(n) * 2, 20, copy_kernel_gbs);

@@ -252,17 +252,11 @@ constexpr std::size_t decode_shared_bytes() {
 }
 
 /// Every warp decodes its items (warp_items, in `order`) into its sink and
-/// checks each stream's end (see the file comment). Pdl (launched with
-/// programmatic stream serialisation): the next launch may start at once,
-/// and this one waits for the previous kernel on the stream only after it
-/// has loaded the table and its first streams' words, before it writes out
-/// or flags; so the tensor and the table must not be written by the kernel
-/// queued before it.
-template <class WarpDecoder, class Sink, class Out, bool Pdl = false>
+/// checks each stream's end (see the file comment).
+template <class WarpDecoder, class Sink, class Out>
 __global__ void __launch_bounds__(decode_block_warps * 32, 2)
     decode_kernel(device_tensor_view t, const std::uint32_t* table, Out* out, std::uint32_t* flags, item_order order) {
   using block = block_decoder<decode_block_warps, WarpDecoder>;
-  if constexpr (Pdl) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   extern __shared__ uint4 smem[];
   auto& tmp = *reinterpret_cast<typename block::TempStorage*>(smem);
   block(tmp).load_table(table);
@@ -274,7 +268,6 @@ __global__ void __launch_bounds__(decode_block_warps * 32, 2)
   Sink sink(w, stages[warp], out, 0, w.count);
   WarpDecoder d(tmp.warp[warp], tmp.table);
   d.start(w, 0, w.count);
-  if constexpr (Pdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the previous kernel is complete
   bool ok = true;
   for (std::uint32_t i = 0; i < w.count; ++i) {
     const tile_stream_view s = w(i);
@@ -312,47 +305,27 @@ int decode_grid() {
 
 /// Queues the kernel on `stream` with `blocks` blocks (0: the persistent
 /// grid of decode_grid; tests pass small grids so that warps get many items).
-/// pdl: decode_kernel's Pdl form, launched with programmatic stream
-/// serialisation (see decode_kernel).
 template <int S, class Sink, class Out>
 status launch_decode(const device_tensor_view& v, const std::uint32_t* table, Out* out, std::uint32_t* flags,
-                     cudaStream_t stream, item_order order, int blocks, bool pdl = false) {
+                     cudaStream_t stream, item_order order, int blocks) {
   using D = decode_warp_decoder<S>;
   const int grid = decode_grid<D, Sink, Out>();
   if (grid == 0 || blocks < 0) return status::device_error;
-  if (!pdl) {
-    decode_kernel<D, Sink, Out><<<blocks > 0 ? blocks : grid, decode_block_warps * 32, decode_shared_bytes<D, Sink>(),
-                                  stream>>>(v, table, out, flags, order);
-    return cudaGetLastError() == cudaSuccess ? status::ok : status::device_error;
-  }
-  auto kern = decode_kernel<D, Sink, Out, true>;
-  static const bool attr_ok = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   int(decode_shared_bytes<D, Sink>())) == cudaSuccess;
-  if (!attr_ok) return status::device_error;
-  cudaLaunchConfig_t lc = {};
-  lc.gridDim = dim3(unsigned(blocks > 0 ? blocks : grid));
-  lc.blockDim = dim3(decode_block_warps * 32);
-  lc.dynamicSmemBytes = decode_shared_bytes<D, Sink>();
-  lc.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  lc.attrs = attr;
-  lc.numAttrs = 1;
-  return cudaLaunchKernelEx(&lc, kern, v, table, out, flags, order) == cudaSuccess ? status::ok : status::device_error;
+  decode_kernel<D, Sink, Out><<<blocks > 0 ? blocks : grid, decode_block_warps * 32, decode_shared_bytes<D, Sink>(),
+                                stream>>>(v, table, out, flags, order);
+  return cudaGetLastError() == cudaSuccess ? status::ok : status::device_error;
 }
 
 /// A decode with the sink, item order and grid as parameters (decode_codes
 /// passes interleaved, 0; the tests and gpu_load_bench the others).
 template <class Sink, class Out>
 status dispatch_decode(const device_tensor_view& v, const std::uint32_t* table, Out* out, std::uint32_t* flags,
-                       cudaStream_t stream, item_order order = item_order::interleaved, int blocks = 0,
-                       bool pdl = false) {
+                       cudaStream_t stream, item_order order = item_order::interleaved, int blocks = 0) {
   if (v.parts() != 1) return status::invalid_argument;
   switch (v.scale_bits) {
-    case 10: return launch_decode<10, Sink>(v, table, out, flags, stream, order, blocks, pdl);
-    case 11: return launch_decode<11, Sink>(v, table, out, flags, stream, order, blocks, pdl);
-    case 12: return launch_decode<12, Sink>(v, table, out, flags, stream, order, blocks, pdl);
+    case 10: return launch_decode<10, Sink>(v, table, out, flags, stream, order, blocks);
+    case 11: return launch_decode<11, Sink>(v, table, out, flags, stream, order, blocks);
+    case 12: return launch_decode<12, Sink>(v, table, out, flags, stream, order, blocks);
     default: return status::unsupported_parameters;
   }
 }
