@@ -1,7 +1,8 @@
 // Tests for ecq/warp_decode.cuh (GPU; skipped without one): a warp decodes
 // sequences of 32- and 64-state streams written by the core encoder, across
 // stream boundaries, with narrow and packed table entries, one or two
-// streams at a time or two states per lane, and reproduces every symbol.
+// streams at a time or two states per lane, with the worst-case or an
+// adaptive lookahead of the word ring, and reproduces every symbol.
 #include <ecq/warp_decode.cuh>
 
 #include "gpu_test_support.cuh"
@@ -48,9 +49,10 @@ __global__ void decode_kernel(ecq_bench::bench_tiles t, const std::uint32_t* tab
   }
 }
 
-template <int S, int Replicas, int Ways, bool Packed, int StatesPerLane = 1, int Rounds = 8>
+template <int S, int Replicas, int Ways, bool Packed, int StatesPerLane = 1, int Rounds = 8, int Lookahead = 0>
 void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::uint32_t per_block) {
-  using words = ecq::staged_words<1024 * StatesPerLane * Rounds / 8, Rounds, 1, 32 * StatesPerLane>;
+  using words = ecq::staged_words<Lookahead ? 1024 : 1024 * StatesPerLane * Rounds / 8, Rounds, 1, 32 * StatesPerLane,
+                                  Lookahead>;
   using entry = std::conditional_t<Packed, ecq::packed_entry_policy<8>, ecq::narrow_entry_policy>;
   using decoder = ecq::warp_decoder<ecq::rans32x16<S>, entry, Replicas, words, Ways, StatesPerLane>;
   ecq_test::random_tiles tiles(rows, cols, chunk, 256, rows * 31 + cols, decoder::tile_rows);
@@ -91,7 +93,8 @@ void run_case(std::uint32_t rows, std::uint32_t cols, std::uint32_t chunk, std::
       for (std::uint32_t r = 0; r < decoder::tile_rows; ++r)
         bad += got[(std::size_t(s) * tiles.layout.rounds() + k) * decoder::tile_rows + r] != tiles.expected(s, k, r);
   EXPECT_EQ(bad, 0u) << "S=" << S << " replicas=" << Replicas << " ways=" << Ways << " packed=" << Packed
-                     << " states per lane=" << StatesPerLane << " rounds per block=" << Rounds;
+                     << " states per lane=" << StatesPerLane << " rounds per block=" << Rounds
+                     << " lookahead=" << Lookahead;
 }
 
 TEST(WarpDecode, NarrowEntriesAcrossStreamBoundaries) {
@@ -115,6 +118,15 @@ TEST(WarpDecode, TwoStatesPerLane) {
   run_case<12, 1, 1, false, 2, 4>(192, 512, 128, 5);  // 64-row tiles, 4-round blocks (half raw units)
   run_case<11, 1, 1, false, 2, 8>(128, 256, 64, 3);   // 8-round blocks
   run_case<10, 1, 1, true, 2, 4>(64, 512, 256, 2);    // packed entries, one warp decodes both streams
+}
+
+TEST(WarpDecode, AdaptiveLookahead) {
+  ECQ_REQUIRE_GPU();
+  // 16-round blocks (worst case 520 words) in a 1024-word ring. These 8-bit symbols take ~256 words a block, so
+  // with 768 words ahead the previous copies cover some blocks and not others: both waits run.
+  run_case<12, 1, 1, false, 1, 16, 768>(96, 512, 128, 5);
+  // One worst-case block ahead: prepare() waits for all copies nearly every block.
+  run_case<11, 1, 1, false, 1, 16, 520>(64, 256, 64, 3);
 }
 
 TEST(WarpDecode, PackedCoreEntries) {

@@ -129,6 +129,15 @@ ECQ_DEVICE ECQ_FORCEINLINE void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
 }
 
+/// cp.async.wait_group 1 where `newest_pending` holds, else wait_group 0: two
+/// predicated instructions, no branch.
+ECQ_DEVICE ECQ_FORCEINLINE void cp_async_wait_1_or_0(bool newest_pending) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.u32 p, %0, 0;\n @p cp.async.wait_group 1;\n @!p cp.async.wait_group 0;\n}\n" ::"r"(
+          std::uint32_t(newest_pending))
+      : "memory");
+}
+
 }  // namespace detail
 
 /// Narrow entries (ecq/narrow_decode_table.hpp).
@@ -158,6 +167,14 @@ struct packed_entry_policy {
 /// H100: typical streams consume a third of that worst case, so the copies
 /// land long before they are read; waits on them are under 1% of stalls.)
 ///
+/// With Lookahead > 0 (Depth 1 only) copies run Lookahead words ahead instead
+/// (at least one block's worst case), and prepare() waits for the previous
+/// block's copies only when they cover the block about to be decoded, for
+/// all copies otherwise (the worst case stays correct, it only waits). A
+/// lookahead of one worst-case block plus the typical consumption of one
+/// block keeps the ring at 1024 words for 16-round blocks: 32 warps per SM
+/// keep the per-block work of 16 rounds without a second K-part.
+///
 /// The ring has a mirrored tail: a copy into the first mirror_words slots is
 /// also written past the end, so reads within a block need no wrap-around
 /// (one LEA per word instead of add, mask and add).
@@ -166,7 +183,9 @@ struct packed_entry_policy {
 /// @tparam Depth           blocks a copy has to land (latency hiding)
 /// @tparam States          interleaved states of a stream: 32, or 64 when
 ///                         every lane owns two (warp_decoder's StatesPerLane)
-template <int RingWords, int RoundsPerBlock, int Depth = 1, int States = 32>
+/// @tparam Lookahead       0: (Depth + 1) worst-case blocks; else the words
+///                         copies run ahead (>= block_words, Depth 1)
+template <int RingWords, int RoundsPerBlock, int Depth = 1, int States = 32, int Lookahead = 0>
 class staged_words {
  public:
   static constexpr int rounds_per_block = RoundsPerBlock;
@@ -178,13 +197,16 @@ class staged_words {
   /// bound holds for corrupt streams too.
   static constexpr std::uint32_t block_words =
       std::uint32_t(RoundsPerBlock > 2 ? RoundsPerBlock : 2) * std::uint32_t(States) + 8;
-  static constexpr std::uint32_t lookahead = std::uint32_t(Depth + 1) * block_words;
+  static constexpr bool adaptive = Lookahead != 0;
+  static constexpr std::uint32_t lookahead = adaptive ? std::uint32_t(Lookahead) : std::uint32_t(Depth + 1) * block_words;
   /// Reads within a block reach at most this far past the block's start.
   static constexpr std::uint32_t mirror_words = (block_words + 7) & ~7u;
   static_assert(RingWords > 0 && (RingWords & (RingWords - 1)) == 0, "RingWords must be a power of two");
   static_assert(RoundsPerBlock >= 2 && RoundsPerBlock <= 64, "RoundsPerBlock must be in [2, 64]");
   static_assert(Depth >= 1 && Depth <= 6, "Depth must be in [1, 6]");
   static_assert(States == 32 || States == 64, "a stream has 32 or 64 states");
+  static_assert(!adaptive || (Depth == 1 && lookahead >= block_words),
+                "a Lookahead must cover one worst-case block and comes with Depth 1");
   static_assert(std::uint32_t(RingWords) >= lookahead + 256,
                 "RingWords must hold the lookahead plus one 512-byte warp copy");
 
@@ -221,9 +243,15 @@ class staged_words {
     base_ = position();
     block_ = cur_ = ring_addr_ + 2 * (base_ & (RingWords - 1));
     __syncwarp();  // every lane has read the ring slots the new copies may reuse
+    // Whether the copies issued before this call already cover the block (all
+    // but the newest group may then stay pending).
+    [[maybe_unused]] const bool covered = issued_ >= base_ + block_words;
     issue(streams, base_ + lookahead);
     detail::cp_async_commit();
-    detail::cp_async_wait<Depth>();
+    if constexpr (adaptive)
+      detail::cp_async_wait_1_or_0(covered);
+    else
+      detail::cp_async_wait<Depth>();
     __syncwarp();
   }
 
