@@ -1,7 +1,8 @@
 // Tests for ecq/fused_gemv.cuh (GPU; skipped without one): the fused
 // decode -> dequantise -> tensor-core dot GEMV equals a float64 reference on
 // the exact weights, for the bf16 pair scheme and for 4-bit affine codes,
-// several batch sizes, several warps per row tile, K split into parts, and
+// several batch sizes, several warps per row tile, K split into parts,
+// 16-round blocks (two raw units per block, advanced one at a time), and
 // 64-row tiles decoded with two states per lane (4- and 8-round blocks).
 #include <ecq/fused_gemv.cuh>
 
@@ -105,6 +106,19 @@ TEST(FusedGemv, Bf16PairsMatchTheExactWeights) {
   EXPECT_LT((run_gemv<dec2, bd, 1>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 1, r1, 2)), 1e-5);
   EXPECT_LT((run_gemv<dec1, bd, 3>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 2, r3, 4)), 1e-5);
   EXPECT_LT((run_gemv<dec1, bd, 8>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 4, r8, 4)), 1e-5);
+  // 16-round blocks: a block's second raw unit becomes current at its round 8.
+  using dec16 = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, ecq::staged_words<2048, 16, 1>, 1>;
+  EXPECT_LT((run_gemv<dec16, bd, 1>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 1, r1, 3)),
+            1e-5);
+  EXPECT_LT((run_gemv<dec16, bd, 3>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 2, r3, 4)),
+            1e-5);
+  // ... in a 1024-word ring with 768 words of lookahead (fused_gemv_kernel's configuration).
+  using dec16a =
+      ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, ecq::staged_words<1024, 16, 1, 32, 768>, 1>;
+  EXPECT_LT((run_gemv<dec16a, bd, 1>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 1, r1, 3)),
+            1e-5);
+  EXPECT_LT((run_gemv<dec16a, bd, 8>(es, bt.layout, bt.raw, bt.raw_words_per_item, nullptr, 0, table, d.x, 2, r8, 4)),
+            1e-5);
 
   // The same weights in 64-row tiles, lane j decoding rows j and j + 32.
   ecq_bench::bf16_pair_tensor bt64;
@@ -156,6 +170,11 @@ TEST(FusedGemv, Affine4MatchesTheDequantisedWeights) {
             1e-5);
   EXPECT_LT((run_gemv<dec, ad, 5>(es, at.layout, at.raw, at.raw_words_per_item, &at.side, at.side_words_per_item, table,
                                   d.x, 4, r5, 4)),
+            1e-5);
+  // 16-round blocks (64 weights a block, two per group of 128): the second raw unit at round 8.
+  using dec16 = ecq::warp_decoder<ecq::rans32x16<12>, ecq::narrow_entry_policy, 1, ecq::staged_words<2048, 16, 1>, 1>;
+  EXPECT_LT((run_gemv<dec16, ad, 2>(es, at.layout, at.raw, at.raw_words_per_item, &at.side, at.side_words_per_item,
+                                    table, d.x, 2, r2, 2)),
             1e-5);
 
   // The same codes in 64-row tiles, two states per lane.

@@ -35,7 +35,7 @@
 //
 // Example (complete persistent kernel, Batch 1, the bf16 pair scheme):
 //
-//   using words = ecq::staged_words<1024, 8>;                // the configuration measured fastest (docs/cuda-notes.md)
+//   using words = ecq::staged_words<1024, 16, 1, 32, 768>;  // bf16's fastest (docs/cuda-notes.md, session 7)
 //   using decoder = ecq::warp_decoder<ecq::rans32x16<11>, ecq::narrow_entry_policy, 1, words>;
 //   using gemv = ecq::block_fused_gemv<16, decoder, ecq::bf16_pair_dequant, 1>;
 //   template <class Tiles>
@@ -199,7 +199,12 @@ class fused_gemv_sink {
   static constexpr int sets = warp_row_dot<Batch>::sets;
   static constexpr int state_sets = Ways * StatesPerLane;  // see warp_decoder
   static constexpr int tile_rows = 32 * StatesPerLane;
-  using raw_type = raw_pipeline<Dequant::unit_words, Rounds, Ways, Tiles, tile_rows>;
+  // Raw units advance one unit at a time even when a block holds several (the
+  // unit's first round is then a step inside the block), so that a lane holds
+  // one unit and the next in registers whatever the block length: 16-round
+  // blocks of 16-warp blocks fit 64 registers without spills.
+  static constexpr int raw_rounds = Rounds % Dequant::rounds_per_unit == 0 ? Dequant::rounds_per_unit : Rounds;
+  using raw_type = raw_pipeline<Dequant::unit_words, raw_rounds, Ways, Tiles, tile_rows>;
   static_assert(W == 2 || W == 4, "a dequantiser yields 2 or 4 weights per round");
   static_assert(Rounds % Dequant::rounds_per_unit == 0 || 2 * Rounds == Dequant::rounds_per_unit,
                 "a block holds whole raw units or half of one");
@@ -246,8 +251,10 @@ class fused_gemv_sink {
   ECQ_DEVICE ECQ_FORCEINLINE void step(int k, int j, std::uint32_t entry) {
     const int w = j / StatesPerLane, h = j % StatesPerLane;
     const warp_row_dot<Batch>& a = dot_[j - h];  // the way's first set holds the activations
+    if (raw_rounds < Rounds && k > 0 && k % raw_rounds == 0) raw_[j].advance();  // the block's next unit
+    const int kr = k % raw_rounds;  // round within the raw unit
     if constexpr (W == 2) {  // a quad every two rounds
-      const std::uint32_t f = Dequant::fragment(entry, raw_[j].words, k);
+      const std::uint32_t f = Dequant::fragment(entry, raw_[j].words, kr);
       if (k % 2 == 0) {
         if (h == 0) dot_[j].load_activations(act_block_[w] + (k / 2) * records);
         b0_[j] = f;
@@ -257,7 +264,7 @@ class fused_gemv_sink {
     } else {  // a quad every round
       if (h == 0) dot_[j].load_activations(act_block_[w] + k * records);
       std::uint32_t b0, b1;
-      Dequant::fragments(entry, raw_[j].words, k, b0, b1);
+      Dequant::fragments(entry, raw_[j].words, kr, b0, b1);
       dot_[j].mma(b0, b1, a);
     }
   }
