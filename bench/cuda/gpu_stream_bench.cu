@@ -79,7 +79,8 @@ constexpr std::uint32_t kMaxK = 14336, kMaxM = 14336;
 
 // The fused GEMV in the configuration measured fastest (docs/cuda-notes.md;
 // ecq/fused_gemv_kernel.cuh): 16-warp blocks, two per SM, one 32-row stream
-// per warp, 8-round blocks. Blocks are split evenly over the K-parts. bf16 pairs come at ScaleBits 11,
+// per warp, 16-round blocks for bf16 and 8-round blocks for 4-bit codes. Blocks are split evenly over the K-parts.
+// bf16 pairs come at ScaleBits 11,
 // 4-bit codes at 12 (checked after encoding).
 constexpr int kWarps = ecq::fused_gemv_warps;
 using bf16_dequant = ecq::bf16_pair_dequant;

@@ -3,7 +3,8 @@
 // The fused decode -> dequantise -> dot GEMV (ecq/fused_gemv.cuh) as a
 // complete kernel over a device tensor (ecq/device_tensor.cuh), in the
 // configuration docs/cuda-notes.md measured fastest: 16-warp blocks, two per
-// SM, one 32-row stream per warp, 8-round blocks (CUDA only).
+// SM, one 32-row stream per warp, 16-round blocks for bf16 pairs and 8-round
+// blocks for 4-bit quads (fused_gemv_words; CUDA only).
 //
 //   fused_gemv_kernel<Dequant, S, Batch>(t, x, y)
 //       y[b * t.rows + r] += sum_c W[r][c] x[b * t.cols + c] for b < Batch:
@@ -27,6 +28,7 @@
 #define ECQ_FUSED_GEMV_KERNEL_CUH
 
 #include <cstdint>
+#include <type_traits>
 
 #include "block_decode.cuh"
 #include "config.hpp"
@@ -39,10 +41,19 @@
 ECQ_NAMESPACE_BEGIN
 
 inline constexpr int fused_gemv_warps = 16;
-template <int S>
-using fused_gemv_decoder = warp_decoder<rans32x16<S>, narrow_entry_policy, 1, staged_words<1024, 8, 1>>;
+/// The word ring of Dequant's streams. bf16 pairs take ~190 words per 16
+/// rounds of a warp: 16-round blocks with copies 768 words ahead (one
+/// worst-case block of 520 words plus that) keep the ring at 2 KB, so that two
+/// 16-warp blocks fit an SM in one K-part, and pay the per-block work half as
+/// often as 8-round blocks (docs/cuda-notes.md, session 7). 4-bit quads take
+/// ~470 words per 16 rounds, more than that margin: 8-round blocks.
+template <class Dequant>
+using fused_gemv_words = std::conditional_t<Dequant::weights_per_round == 2, staged_words<1024, 16, 1, 32, 768>,
+                                            staged_words<1024, 8, 1>>;
+template <class Dequant, int S>
+using fused_gemv_decoder = warp_decoder<rans32x16<S>, narrow_entry_policy, 1, fused_gemv_words<Dequant>>;
 template <class Dequant, int S, int Batch>
-using fused_gemv_block = block_fused_gemv<fused_gemv_warps, fused_gemv_decoder<S>, Dequant, Batch>;
+using fused_gemv_block = block_fused_gemv<fused_gemv_warps, fused_gemv_decoder<Dequant, S>, Dequant, Batch>;
 
 template <class Dequant, int S, int Batch>
 __global__ void __launch_bounds__(fused_gemv_warps * 32, 2)
