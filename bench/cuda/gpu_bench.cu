@@ -28,6 +28,8 @@
 // --test: small shapes, every kernel once with checks and no timing (for
 // compute-sanitizer memcheck/racecheck); --profile: one launch each at
 // 28672 x 8192 (for ncu); --plain: cuBLAS and the plain 4-bit kernels only;
+// --bf16: cuBLAS and the fused bf16 block-length variants and the byte-split
+// prototype, all four shapes, batch 1-8 (with --test: the small shapes);
 // --zero-copy: the weights in mapped pinned host memory, read over PCIe.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -73,6 +75,9 @@ bool g_profile = false;  // one launch of the main kernels, no graphs (for ncu)
 bool g_cublas = true;
 bool g_timeline = false;  // --timeline: per-warp start/end of one launch of each fused configuration
 bool g_plain_only = false;  // --plain: cuBLAS and the plain 4-bit kernels only (no fused, no decode)
+// --bf16: cuBLAS and the fused bf16 configurations of session 7 (with the byte-split prototype) on issue #13's
+// four shapes, batch 1-8 (no decode, no 4-bit); with --profile 28672 x 8192 batch 1 only
+bool g_bf16_only = false;
 // --zero-copy: the weights (streams, raw and side words, codes, bf16 W) in mapped pinned host memory, read by the
 // kernels over PCIe; 28672 x 8192, batch 1, one configuration per kernel (issue #13's "where it pays" check)
 bool g_zero_copy = false;
@@ -308,14 +313,16 @@ std::vector<std::uint16_t> make_activations(int batch, std::uint32_t K, std::uin
 /// S: ScaleBits; R: table replicas; Words: word source; Ways: streams per warp; Warps per block; MinBlocks for
 /// __launch_bounds__ (register cap).
 /// SPL: states per lane (2: 64-row tiles, lane j decodes rows j and j + 32).
-template <int S, int R, class Words, int Ways, int Warps, int MinBlocks, int SPL = 1>
+/// MinParts: the fewest K-parts (run_fused takes more where MinBlocks blocks would not fit an SM).
+template <int S, int R, class Words, int Ways, int Warps, int MinBlocks, int SPL = 1, int MinParts = 1>
 struct config {
   using decoder = ecq::warp_decoder<ecq::rans32x16<S>, ecq::narrow_entry_policy, R, Words, Ways, SPL>;
-  static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways, states_per_lane = SPL;
+  static constexpr int warps = Warps, min_blocks = MinBlocks, ways = Ways, states_per_lane = SPL,
+                       min_parts = MinParts;
   static std::string name() {
     char b[64];
-    std::snprintf(b, sizeof b, "R%d w%d%s %dw/b r%d", R, Ways, SPL == 2 ? " x2" : "", Warps,
-                  Words::rounds_per_block);
+    std::snprintf(b, sizeof b, "R%d w%d%s %dw/b r%d%s", R, Ways, SPL == 2 ? " x2" : "", Warps,
+                  Words::rounds_per_block, Words::adaptive ? " la" : "");
     return b;
   }
 };
@@ -323,15 +330,23 @@ using ring8 = ecq::staged_words<1024, 8, 1>;    // 8 rounds per block, 2 KB + mi
 using ring16 = ecq::staged_words<2048, 16, 1>;  // 16 rounds per block (half the per-block work), 4 KB + mirror
 using ring4x2 = ecq::staged_words<1024, 4, 1, 64>;  // two states per lane, 4 rounds per block: 2 KB + mirror
 using ring8x2 = ecq::staged_words<2048, 8, 1, 64>;  // two states per lane, 8 rounds per block: 4 KB + mirror
+// 16 rounds per block in 2 KB + mirror: copies 768 words ahead (one worst-case block of 520 + the ~190 a bf16
+// block takes), the wait for the newest copies only when the older ones do not cover the block
+using ring16a = ecq::staged_words<1024, 16, 1, 32, 768>;
 constexpr int kWarps = 8;
 
-/// Parts so that Batch * columns * 2 bytes of activations fit `budget` bytes.
-std::uint32_t parts_for(int batch, const tile_layout& L, std::size_t budget) {
+/// Parts (at least min_parts) so that Batch * columns * 2 bytes of activations fit `budget` bytes and, where
+/// `fits` is given, fits(parts) holds (the blocks per SM the configuration is built for).
+template <class Fits>
+std::uint32_t parts_for(int batch, const tile_layout& L, std::size_t budget, std::uint32_t min_parts, Fits&& fits) {
   for (std::uint32_t p : {1u, 2u, 4u, 6u, 11u, 12u}) {
-    if (L.chunks() % p != 0 || std::uint32_t(g_sms) % p != 0) continue;
-    if (std::size_t(batch) * (L.cols / p) * 2 <= budget) return p;
+    if (p < min_parts || L.chunks() % p != 0 || std::uint32_t(g_sms) % p != 0) continue;
+    if (std::size_t(batch) * (L.cols / p) * 2 <= budget && fits(p)) return p;
   }
   return 0;
+}
+std::uint32_t parts_for(int batch, const tile_layout& L, std::size_t budget) {
+  return parts_for(batch, L, budget, 1, [](std::uint32_t) { return true; });
 }
 
 /// One result row of a GEMV: a first launch onto a poisoned y, the check against the float64 reference,
@@ -370,7 +385,10 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
   using G = ecq::block_fused_gemv<kWarps, D, Dequant, Batch>;
   auto kern = fused_gemv_kernel<kWarps, C::min_blocks, D, Dequant, Batch>;
   if (dt.layout.tile_rows != 32u * C::states_per_lane) return;  // the configuration decodes the other tile height
-  const std::uint32_t parts = parts_for(Batch, dt.layout, 40 * 1024);
+  // The fewest parts (from C::min_parts) whose blocks fit MinBlocks to an SM, as the library's plans choose them.
+  const std::uint32_t parts = parts_for(Batch, dt.layout, 40 * 1024, C::min_parts, [&](std::uint32_t p) {
+    return blocks_per_sm(kern, kWarps * 32, G::shared_bytes(K / p)) >= C::min_blocks;
+  });
   if (parts == 0 || (dt.layout.chunks() / parts) % C::ways != 0) return;
   const std::uint32_t columns = K / parts;
   const std::size_t smem = G::shared_bytes(columns);
@@ -379,7 +397,7 @@ void run_fused(const std::string& shape, const std::string& name, const device_t
   dbuf<std::uint32_t> pool(parts);
   const std::uint32_t per_part = dt.layout.items() / parts / C::ways;
   std::vector<int> bps_list;
-  for (int b = max_bps; b >= 1 && int(bps_list.size()) < (g_test ? 1 : 3); --b) bps_list.push_back(b);
+  for (int b = max_bps; b >= 1 && int(bps_list.size()) < (g_test || g_bf16_only ? 1 : 3); --b) bps_list.push_back(b);
   // Static split (every item in contiguous ranges), then at the most blocks per SM a dynamic tail: 80% static,
   // the last 20% taken one item at a time by the warps that finish first.
   std::vector<std::pair<int, std::uint32_t>> runs;
@@ -683,7 +701,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     std::vector<std::uint32_t> table;
   };
   std::vector<bf16_variant> bf16_variants;
-  if (M % 64 == 0 && !g_plain_only && !g_zero_copy) {
+  if (M % 64 == 0 && !g_plain_only && !g_zero_copy && !g_bf16_only) {
     tile_layout L = Lb;
     L.tile_rows = 64;
     bf16_variant v;
@@ -700,9 +718,9 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   // benchmark's. Both encode symbol_packing<4, 4, 2> symbols, so the tables are built alike.
   tile_layout La{M, K, 256, 4};
   affine4_tensor at;
-  make_affine4(wf, La, 128, &at);
+  if (!g_bf16_only) make_affine4(wf, La, 128, &at);
   encoded_streams as;
-  const bool a4_ok = ecq::encode_gpu_affine4(at.codes.data(), at.scale, at.bias, M, K, 128, &container) ==
+  const bool a4_ok = !g_bf16_only && ecq::encode_gpu_affine4(at.codes.data(), at.scale, at.bias, M, K, 128, &container) ==
                          ecq::status::ok &&
                      from_container(container, ecq::gpu_table_kind::gemv, &as, &at.raw, &at.side, nullptr);
   container = ecq::encoded_tensor{};
@@ -716,7 +734,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     std::printf("  bf16 pairs: unsupported (exponents or scale bits %d)\n", bs.scale_bits);
     ++g_failures;
   }
-  if (!a4_ok || as.scale_bits != 12) {
+  if (!g_bf16_only && (!a4_ok || as.scale_bits != 12)) {
     std::printf("  affine4: unsupported (scale bits %d)\n", as.scale_bits);
     ++g_failures;
   }
@@ -725,9 +743,10 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
   const std::vector<double> ref_b = reference_gemv(M, K, max_batch, [&](std::size_t r, double* w) {
     for (std::uint32_t c = 0; c < K; ++c) w[c] = bf16_to_float(wb[r * K + c]);
   }, xh);
-  const std::vector<double> ref_a = reference_gemv(M, K, max_batch, [&](std::size_t r, double* w) {
-    for (std::uint32_t c = 0; c < K; ++c) w[c] = at.weight(r, c);
-  }, xh);
+  const std::vector<double> ref_a = g_bf16_only ? std::vector<double>() : reference_gemv(M, K, max_batch,
+      [&](std::size_t r, double* w) {
+        for (std::uint32_t c = 0; c < K; ++c) w[c] = at.weight(r, c);
+      }, xh);
   auto ref = [&](const std::vector<double>& all, int b) {
     return std::vector<double>(all.begin(), all.begin() + std::size_t(b) * M);
   };
@@ -772,6 +791,12 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
       using cf = config<11, 1, ring16, 1, 12, 2>;  // 16-round blocks, 24 warps per SM (shared memory)
       using cx = config<11, 1, ring4x2, 1, 16, 2, 2>;  // two states per lane: 32 warps, 64 chains, <= 64 registers
       using cz = config<11, 1, ring8x2, 1, 12, 2, 2>;  // two states per lane, 8-round blocks: 24 warps (shared memory)
+      // Session 7: the per-block work (ring refill and wait, raw units, loop) paid every 16 rounds instead of 8 at
+      // 32 warps per SM: two K-parts halve the staged activations so that two 16-warp blocks with 4 KB rings fit.
+      using cp = config<11, 1, ring8, 1, 16, 2, 1, 2>;    // cb in two K-parts (the parts' own effect)
+      using cq = config<11, 1, ring16, 1, 16, 2, 1, 1>;   // 16-round blocks, 16 warps x 2 (parts by fit: 2 at K = 8192)
+      using cs = config<11, 1, ring16a, 1, 16, 2, 1, 1>;  // 16-round blocks in the 1024-word ring: one K-part
+      using ct = config<11, 2, ring16a, 1, 16, 2, 1, 1>;  // cs with two table replicas (fewer bank conflicts)
       using bd = ecq::bf16_pair_dequant;
       for (std::size_t v = 0; v < fused_tiles.size(); ++v) {
         const device_tiles& dt = fused_tiles[v];
@@ -779,7 +804,16 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         const std::string name = "fused bf16" + fused_tags[v];
         for (int b : batches) {
           if (b == 1 && g_zero_copy) run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
-          if (b == 1 && !g_zero_copy) {
+          if (g_bf16_only) {
+            if (b == 1) run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            if (b == 1) run_fused<cq, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            if (b == 1) run_fused<cs, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            if (b == 1) run_fused<ct, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            if (b == 2) run_fused<cs, bd, 2>(shape, name, dt, tv, x, M, K, ref(ref_b, 2), tb);
+            if (b == 4) run_fused<cs, bd, 4>(shape, name, dt, tv, x, M, K, ref(ref_b, 4), tb);
+            if (b == 8) run_fused<cs, bd, 8>(shape, name, dt, tv, x, M, K, ref(ref_b, 8), tb);
+          }
+          if (b == 1 && !g_zero_copy && !g_bf16_only) {
             run_fused<ca, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cb, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cc, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
@@ -789,10 +823,47 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
             run_fused<cf, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cx, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
             run_fused<cz, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cq, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
+            run_fused<cs, bd, 1>(shape, name, dt, tv, x, M, K, ref(ref_b, 1), tb);
           }
           if (b == 2) run_fused<cb, bd, 2>(shape, name, dt, tv, x, M, K, ref(ref_b, 2), tb);
           if (b == 4) run_fused<cb, bd, 4>(shape, name, dt, tv, x, M, K, ref(ref_b, 4), tb);
           if (b == 8) run_fused<cb, bd, 8>(shape, name, dt, tv, x, M, K, ref(ref_b, 8), tb);
+        }
+      }
+      // Session 7 prototype: the byte-boundary split (high bytes coded in pairs, low bytes raw), this benchmark's
+      // encoder, the same weights and reference; with the exponent-pair configurations above side by side.
+      if (g_bf16_only) {
+        bf16_pair_tensor hs;
+        encoded_streams hss;
+        std::vector<std::uint32_t> htab(2048);
+        using hd = bf16_byte_split_dequant;
+        const bool hs_ok =
+            // ScaleBits 11 as the exponent pairs (the high bytes' pairs would also fit 12): the same decoder.
+            make_bf16_pairs(wb, Lb, &hs, true) && encode_items(hs.layout, hs.symbols, 4096, &hss, 11) &&
+            hss.scale_bits == 11 &&
+            ecq::build_narrow_decode_table(hss.freqs.data(), 4096, 11, [&](std::uint32_t s) {
+              const auto& h = hs.exponents;
+              return hd::payload(h[(s & 63) % h.size()], h[(s >> 6) % h.size()]);
+            }, htab.data()) == ecq::status::ok;
+        std::printf("  byte split: %s, S=%d, %.3f bits/weight coded (exponent pairs: %.3f), %zu high bytes\n",
+                    hs_ok ? "ok" : "unsupported", hss.scale_bits,
+                    (double(hss.stream_bytes()) * 8 + double(n) * 8) / double(n),
+                    (double(bs.stream_bytes()) * 8 + double(n) * 8) / double(n), hs.exponents.size());
+        if (!hs_ok) {
+          ++g_failures;
+        } else {
+          const device_tiles dth = make_device_tiles(hss, hs.layout, hs.raw, hs.raw_words_per_item, nullptr, 0, copies);
+          const dbuf<std::uint32_t> th = upload(htab);
+          const std::string hn = "fused bf16 bytesplit";
+          for (int b : batches) {
+            if (b == 1) run_fused<cb, hd, 1>(shape, hn, dth, th, x, M, K, ref(ref_b, 1), tb);
+            if (b == 1) run_fused<cq, hd, 1>(shape, hn, dth, th, x, M, K, ref(ref_b, 1), tb);
+            if (b == 1) run_fused<cs, hd, 1>(shape, hn, dth, th, x, M, K, ref(ref_b, 1), tb);
+            if (b == 2) run_fused<cs, hd, 2>(shape, hn, dth, th, x, M, K, ref(ref_b, 2), tb);
+            if (b == 4) run_fused<cs, hd, 4>(shape, hn, dth, th, x, M, K, ref(ref_b, 4), tb);
+            if (b == 8) run_fused<cs, hd, 8>(shape, hn, dth, th, x, M, K, ref(ref_b, 8), tb);
+          }
         }
       }
       const device_tiles& dt = dt32;
@@ -824,7 +895,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
         time_decode<C>(shape, "decode bf16 (bit-exact)", kern, smem, launch, dt.bytes + tb + double(n) * 2, double(n),
                        copies, bad == 0, double(bad), " s" + std::to_string(RB));
       };
-      if (!g_zero_copy) {
+      if (!g_zero_copy && !g_bf16_only) {
         decode_bf16(cb{}, std::integral_constant<int, 128>{});  // 1 block of 16 warps per SM (shared memory)
         decode_bf16(cb{}, std::integral_constant<int, 64>{});   // 2 blocks
       }
@@ -1021,8 +1092,8 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     }
   }
   };
-  affine_pass(at, as, true, "");
-  if (M % 64 == 0 && !g_plain_only && !g_zero_copy) {  // the same codes in 64-row tiles, for the decoders with two states per lane
+  if (!g_bf16_only) affine_pass(at, as, true, "");
+  if (M % 64 == 0 && !g_plain_only && !g_zero_copy && !g_bf16_only) {  // the same codes in 64-row tiles, for the decoders with two states per lane
     affine4_tensor at64 = at;
     at64.layout.tile_rows = 64;
     at64.layout.chunk_cols = 128;  // as many items as 32 x 256 tiles: the same tail when warps finish
@@ -1030,7 +1101,7 @@ void run_shape(std::uint32_t M, std::uint32_t K, const std::vector<int>& batches
     encoded_streams as64;
     if (encode_items(at64.layout, at64.symbols, 256, &as64)) affine_pass(at64, as64, false, " c128");
   }
-  if (K >= 8192 && !g_test && !g_plain_only && !g_zero_copy) {
+  if (K >= 8192 && !g_test && !g_plain_only && !g_zero_copy && !g_bf16_only) {
     affine4_tensor at512;
     encoded_streams as512;
     at512 = at;
@@ -1071,6 +1142,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--no-cublas")) g_cublas = false;
     if (!std::strcmp(argv[i], "--timeline")) g_timeline = true;
     if (!std::strcmp(argv[i], "--plain")) g_plain_only = true;
+    if (!std::strcmp(argv[i], "--bf16")) g_bf16_only = true;
     if (!std::strcmp(argv[i], "--zero-copy")) g_zero_copy = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) g_json = argv[++i];
   }
@@ -1097,6 +1169,11 @@ int main(int argc, char** argv) {
     if (g_plain_only) run_shape(544, 4096, {1}, h);  // 34 row groups x 8 K-parts: 3-block grids cross row groups
   } else if (g_profile || g_zero_copy) {
     run_shape(28672, 8192, {1}, h);
+  } else if (g_bf16_only) {
+    run_shape(28672, 8192, {1, 2, 4, 8}, h);
+    run_shape(4096, 4096, {1, 2, 4, 8}, h);
+    run_shape(14336, 4096, {1, 2, 4, 8}, h);
+    run_shape(4096, 14336, {1, 2, 4, 8}, h);
   } else if (quick) {
     run_shape(28672, 8192, {1, 2, 4, 8}, h);
   } else {

@@ -62,6 +62,28 @@ struct fast_div {
   }
 };
 
+/// Session 7 prototype (issue #13), not a file format: lossless bf16 split at
+/// the byte boundary. The pair symbol codes the two weights' high bytes (sign
+/// and the exponent's top 7 bits; payload h0 | h1 << 8 in the narrow entry's
+/// bytes 0 and 2), the raw unit holds the low bytes (the exponent's last bit
+/// and the mantissa) where bf16_pair_dequant holds its sign | mantissa bytes
+/// (tile_codec.hpp's make_bf16_pairs with high_byte). One PRMT of the entry and
+/// the raw word builds the bf16x2, where the field split takes PRMT, shift and
+/// LOP3; the high bytes cost ~1.35% more coded bits (docs/cuda-notes.md).
+struct bf16_byte_split_dequant {
+  static constexpr int weights_per_round = 2;
+  static constexpr int raw_bits_per_round = 16;
+  static constexpr int rounds_per_unit = 8;
+  static constexpr int unit_words = 4;
+  static constexpr int group_size = 0;
+  static constexpr std::uint32_t payload(std::uint32_t h0, std::uint32_t h1) { return h0 | (h1 << 8); }
+  __host__ __device__ static constexpr float column_scale(std::uint32_t) { return 1.0f; }
+  /// (weight 2c, weight 2c+1) = (lo0 | h0 << 8, lo1 | h1 << 8): bytes 4/6 and 5/7 of the raw word for even/odd k.
+  __device__ __forceinline__ static std::uint32_t fragment(std::uint32_t entry, const std::uint32_t* raw, int k) {
+    return ecq::detail::prmt(entry, raw[k / 2], (k & 1) ? 0x2706u : 0x2504u);
+  }
+};
+
 /// Items of a matrix as the collectives see them. Items are enumerated
 /// part-major (part, tile, chunk of the part) so that a K-part's items are
 /// contiguous; storage is in (tile, chunk) order.

@@ -156,16 +156,17 @@ bool encode_items_s(const tile_layout& L, const std::vector<std::uint16_t>& symb
 
 }  // namespace detail
 
-/// Normalises the symbols' histogram for the largest ScaleBits in [10, 12]
-/// that admits a narrow decode table, and encodes every item.
-/// @return false if no ScaleBits qualifies or encoding fails.
+/// Normalises the symbols' histogram for the largest ScaleBits in [10,
+/// max_scale_bits] (at most 12) that admits a narrow decode table, and
+/// encodes every item. @return false if no ScaleBits qualifies or encoding fails.
 inline bool encode_items(const tile_layout& L, const std::vector<std::uint16_t>& symbols, std::uint32_t alphabet,
-                         encoded_streams* out) {
+                         encoded_streams* out, int max_scale_bits = 12) {
   std::vector<std::uint64_t> counts(alphabet, 0);
   for (std::uint16_t s : symbols) ++counts[s];
   out->entropy_bits_per_symbol = ecq::entropy_bits_per_symbol(counts.data(), alphabet);
   out->freqs.assign(alphabet, 0);
-  out->scale_bits = ecq::choose_narrow_scale_bits(counts.data(), alphabet, 10, 12, out->freqs.data());
+  out->scale_bits = ecq::choose_narrow_scale_bits(counts.data(), alphabet, 10, max_scale_bits < 12 ? max_scale_bits : 12,
+                                                  out->freqs.data());
   switch (out->scale_bits) {
     case 10: return detail::encode_items_s<10>(L, symbols, alphabet, out);
     case 11: return detail::encode_items_s<11>(L, symbols, alphabet, out);
@@ -184,13 +185,22 @@ struct bf16_pair_tensor {
 };
 
 /// Splits bf16 weights (row-major rows x cols) into exponent-pair symbols and
-/// kernel-layout raw units. @return false if more than 64 exponents occur.
-inline bool make_bf16_pairs(const std::vector<std::uint16_t>& w, tile_layout L, bf16_pair_tensor* out) {
+/// kernel-layout raw units. With high_byte, the split is at the byte boundary
+/// instead (session 7's prototype, bf16_byte_split_dequant in
+/// reference_kernels.cuh; not a file format): the coded part is the high byte
+/// (sign and the exponent's top 7 bits; `exponents` then lists high bytes),
+/// the raw byte the low one. @return false if more than 64 values occur.
+inline bool make_bf16_pairs(const std::vector<std::uint16_t>& w, tile_layout L, bf16_pair_tensor* out,
+                            bool high_byte = false) {
+  auto coded = [high_byte](std::uint16_t b) { return high_byte ? std::uint32_t(b >> 8) : std::uint32_t((b >> 7) & 0xff); };
+  auto raw_byte = [high_byte](std::uint16_t b) {
+    return high_byte ? std::uint32_t(b & 0xffu) : ecq::bf16_pair_dequant::raw_byte(b);
+  };
   L.weights_per_symbol = 2;
   out->layout = L;
   int rank[256];
   std::vector<std::uint8_t> present(256, 0);
-  for (std::uint16_t b : w) present[(b >> 7) & 0xff] = 1;
+  for (std::uint16_t b : w) present[coded(b)] = 1;
   out->exponents.clear();
   for (int e = 0; e < 256; ++e) {
     rank[e] = present[e] ? int(out->exponents.size()) : -1;
@@ -201,7 +211,7 @@ inline bool make_bf16_pairs(const std::vector<std::uint16_t>& w, tile_layout L, 
   out->symbols.resize(n / 2);
   parallel_for(n / 2, [&](std::size_t a, std::size_t b) {
     for (std::size_t i = a; i < b; ++i)
-      out->symbols[i] = std::uint16_t(rank[(w[2 * i] >> 7) & 0xff] | (rank[(w[2 * i + 1] >> 7) & 0xff] << 6));
+      out->symbols[i] = std::uint16_t(rank[coded(w[2 * i])] | (rank[coded(w[2 * i + 1])] << 6));
   });
   // Raw: per item, units of 8 rounds, [unit][tile row][16 bytes]; round k of
   // a unit in bytes 2k, 2k+1.
@@ -216,8 +226,7 @@ inline bool make_bf16_pairs(const std::vector<std::uint16_t>& w, tile_layout L, 
         for (std::uint32_t k = 0; k < rounds; ++k) {
           const std::size_t col = std::size_t(chunk) * L.chunk_cols + 2 * k;
           const std::size_t row = std::size_t(tile) * T + r;
-          const std::uint32_t v = ecq::bf16_pair_dequant::raw_byte(w[row * L.cols + col]) |
-                                  (ecq::bf16_pair_dequant::raw_byte(w[row * L.cols + col + 1]) << 8);
+          const std::uint32_t v = raw_byte(w[row * L.cols + col]) | (raw_byte(w[row * L.cols + col + 1]) << 8);
           const std::uint32_t unit = k / 8, in_unit = k % 8;
           const std::size_t word = (std::size_t(unit) * T + r) * 4 + in_unit / 2;
           dst[word] |= v << (16 * (in_unit % 2));
