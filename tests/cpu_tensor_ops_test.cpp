@@ -265,22 +265,89 @@ TEST(DecodeToFloat, EqualsTheReferenceDequantiserBitForBit) {
       }
 }
 
-// Outputs of at least streaming_output_bytes go out through a per-thread buffer with non-temporal stores
-// (detail::copy_streaming): 2050 columns make every row start at a different alignment and end in a tail.
+// Outputs of at least streaming_output_bytes go out with non-temporal stores (the SIMD row dequantisers' own, or
+// detail::copy_streaming from a per-thread buffer): 2050 columns make every row start at a different alignment and
+// end in a tail; affine codes one and two a symbol, and the lossless bf16 scheme.
 TEST(DecodeToFloat, LargeOutputsGoOutWithNonTemporalStoresBitForBit) {
   const ecq_test::test_tensor w = ecq_test::synthetic_tensor(2050, 2050, 5);
   ASSERT_GE(w.w.size() * sizeof(std::uint16_t), ecq::detail::streaming_output_bytes) << "bf16 output must stream too";
-  ecq::quantized_tensor q;
-  const ecq::encoded_tensor t = encode_with("affine4-g64", w, ecq::layout_goal::storage, &q);
-  std::vector<float> ref;
-  ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
-  std::vector<float> out(ref.size() + 1, -1.0f);
-  ASSERT_EQ(ecq::decode_to_float(t, out.data() + 1, ref.size()), status::ok);  // rows start 4 bytes off 16
-  ASSERT_EQ(std::memcmp(out.data() + 1, ref.data(), ref.size() * 4), 0);
-  EXPECT_EQ(out[0], -1.0f) << "nothing before the output is written";
-  std::vector<std::uint16_t> h(ref.size());
-  ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size()), status::ok);
-  for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(h[i], ecq::float_to_bf16(ref[i])) << "weight " << i;
+  for (const char* scheme : {"affine4-g64", "affine4-g64-p2", "bf16"})
+    for (std::uint32_t lanes : {0u, 64u}) {  // the storage layout's (8 lanes here), and 64 (the AVX-512 scatter sink)
+      SCOPED_TRACE(std::string(scheme) + ", lanes " + std::to_string(lanes));
+      ecq::quantized_tensor q;
+      ecq::encoded_tensor t = encode_with(scheme, w, ecq::layout_goal::storage, &q);
+      if (lanes != 0) {
+        ecq::coding_options o = ecq::choose_coding_options(q, ecq::layout_goal::storage);
+        o.lanes = lanes;
+        o.tile_rows = 128;
+        ASSERT_EQ(ecq_test::encode_quantized(q, o, &t), status::ok);
+      }
+      std::vector<float> ref;
+      ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+      std::vector<float> out(ref.size() + 1, -1.0f);
+      ASSERT_EQ(ecq::decode_to_float(t, out.data() + 1, ref.size()), status::ok);  // rows start 4 bytes off 16
+      ASSERT_EQ(std::memcmp(out.data() + 1, ref.data(), ref.size() * 4), 0);
+      EXPECT_EQ(out[0], -1.0f) << "nothing before the output is written";
+      std::vector<std::uint16_t> h(ref.size());
+      ASSERT_EQ(ecq::decode_to_bf16(t, h.data(), h.size()), status::ok);
+      for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(h[i], ecq::float_to_bf16(ref[i])) << "weight " << i;
+    }
+}
+
+// The SIMD row dequantisers (ecq/cpu/detail/row_dequant_simd.hpp) on every path and block layout (blocks decoded
+// into rows of bytes by every kernel, 64-lane ones by the AVX-512 scatter-as-you-decode sink): outputs at 0 and 4
+// bytes off a 64-byte line, whole and partial row groups, chunks; the schemes with a kernel and one without, bit for
+// bit against the reference dequantiser.
+TEST(DecodeToFloat, EveryPathAndLayoutEqualsTheReference) {
+  struct layout {
+    std::uint32_t lanes, tile_rows;
+    std::uint64_t chunk;
+  };
+  const layout layouts[] = {{64, 128, 0}, {64, 64, 70}, {32, 64, 0}, {16, 32, 33}, {8, 8, 0}};
+  const ecq_test::test_tensor tensors[] = {ecq_test::synthetic_tensor(130, 256, 7),
+                                           ecq_test::synthetic_tensor(65, 333, 8)};
+  for (const auto& w : tensors)
+    for (const char* scheme : {"affine4-g64", "affine4-g64-p2", "affine2-g8-p3", "affine3-g128-bf16", "bf16",
+                               "codebook-nf4-g64"})
+      for (const layout& l : layouts) {
+        ecq::scheme_spec spec;
+        ASSERT_EQ(ecq::parse_scheme(scheme, &spec), status::ok);
+        ecq::quantized_tensor q;
+        ASSERT_EQ(ecq::quantize(spec, w.w.data(), w.rows, w.cols, &q), status::ok);
+        ecq::coding_options o = ecq::choose_coding_options(q, ecq::layout_goal::storage);
+        o.lanes = l.lanes;
+        o.tile_rows = l.tile_rows;
+        o.chunk_symbols = l.chunk == 0 ? q.symbols_per_row : std::min<std::uint64_t>(l.chunk, q.symbols_per_row);
+        ecq::encoded_tensor t;
+        ASSERT_EQ(ecq_test::encode_quantized(q, o, &t), status::ok);
+        std::vector<float> ref;
+        ASSERT_EQ(ecq::dequantize(q, &ref), status::ok);
+        for (ecq::cpu_path p : runnable_paths())
+          for (std::size_t offset : {0u, 1u}) {
+            ecq::cpu_options co;
+            co.path = p;
+            co.threads = offset == 0 ? 1 : 2;
+            const std::string where = std::string(scheme) + " on " + w.name + ", " + std::to_string(l.lanes) +
+                                      " lanes, chunk " + std::to_string(l.chunk) + ", " + ecq::cpu_path_name(p) +
+                                      ", offset " + std::to_string(offset);
+            std::vector<float> space(ref.size() + 32, -1.0f);
+            float* out = space.data();
+            while (reinterpret_cast<std::uintptr_t>(out) % 64 != 0) ++out;
+            out += offset;
+            ASSERT_EQ(ecq::decode_to_float(t, out, ref.size(), co), status::ok) << where;
+            ASSERT_EQ(std::memcmp(out, ref.data(), ref.size() * 4), 0) << where;
+            for (float* x = space.data(); x < out; ++x) ASSERT_EQ(*x, -1.0f) << where;
+            for (float* x = out + ref.size(); x < space.data() + space.size(); ++x) ASSERT_EQ(*x, -1.0f) << where;
+            std::vector<std::uint16_t> hs(ref.size() + 64, 0x5a5a);
+            std::uint16_t* h = hs.data();
+            while (reinterpret_cast<std::uintptr_t>(h) % 64 != 0) ++h;
+            h += 2 * offset;
+            ASSERT_EQ(ecq::decode_to_bf16(t, h, ref.size(), co), status::ok) << where;
+            for (std::size_t i = 0; i < ref.size(); ++i)
+              ASSERT_EQ(h[i], ecq::float_to_bf16(ref[i])) << where << " weight " << i;
+            for (std::uint16_t* x = h + ref.size(); x < hs.data() + hs.size(); ++x) ASSERT_EQ(*x, 0x5a5a) << where;
+          }
+      }
 }
 
 /// rows x cols bf16 patterns of synthetic weights, coded losslessly with the bf16 scheme in the given layout.
@@ -426,6 +493,12 @@ TEST(CheckDecode, CorruptStreamsGiveTheCheckedDecodersStatus) {
       mismatched_statuses += ecq::decode_to_bf16(t, out.data(), out.size(), o) != expected;
       if (expected == status::ok) {
         EXPECT_EQ(out, c.patterns);
+      }
+      std::vector<float> w(c.patterns.size());
+      mismatched_statuses += ecq::decode_to_float(t, w.data(), w.size(), o) != expected;
+      if (expected == status::ok) {
+        for (std::size_t i = 0; i < w.size(); ++i)
+          ASSERT_EQ(ecq::float_to_bits(w[i]), std::uint32_t(c.patterns[i]) << 16);
       }
     }
     failures += expected != status::ok;

@@ -23,6 +23,17 @@
 // through one indirection per row segment, so each scheme is compiled once,
 // not once per entry point or coder configuration.
 //
+// One-byte symbols (decode_block's byte overload, alphabets <= 256):
+//   rd.weights(row, first_symbol, bytes, count, w, stores);
+//   rd.bf16_bits(row, first_symbol, bytes, count, h, stores);
+// give the same values. For affine codes of up to 8 bits a symbol without
+// raw bits and for the lossless bf16 scheme they run the SIMD row kernels
+// (ecq/cpu/detail/row_dequant_simd.hpp) on the path build() chose
+// (simd_path(): AVX-512, or scalar for every other scheme, CPU and path,
+// where the portable loop runs); row_stores::streaming writes whole 64-byte
+// lines of the output with non-temporal stores (the caller then runs
+// detail::streaming_fence()).
+//
 // Trusts what the container's decoders guarantee: row < rows, the symbols
 // are a row's symbols (each < alphabet_size), first_symbol + count <=
 // symbols_per_row.
@@ -37,8 +48,12 @@
 
 #include "../config.hpp"
 #include "../container.hpp"
+#include "../cpu_features.hpp"
 #include "../schemes/scheme.hpp"
 #include "../status.hpp"
+#include "detail/row_dequant_simd.hpp"
+#include "detail/row_group_scatter.hpp"
+#include "detail/streaming_copy.hpp"
 
 ECQ_NAMESPACE_BEGIN
 
@@ -150,22 +165,47 @@ class row_dequantizer {
   using weights_fn = std::function<void(std::uint64_t row, std::uint64_t first_symbol, const std::uint16_t* symbols,
                                         std::size_t count, float* w)>;
 
+  /// path: the instruction-set path of the one-byte symbol calls
+  /// (automatic: default_cpu_path(), which honours ECQ_CPU_PATH); a path
+  /// this CPU cannot run, or one without a kernel for the scheme, runs the
+  /// portable loop.
   /// @return status::ok, or the status of visit_dequantizer (the scheme id,
   ///         parameters or side data do not fit the tensor).
-  status build(const encoded_tensor& t) {
+  status build(const encoded_tensor& t, cpu_path path = cpu_path::automatic) {
     const std::uint64_t cols = t.geometry().cols;
     raw_plane_ = nullptr;
     symbols_per_row_ = t.geometry().symbols_per_row;
-    return visit_dequantizer(t, [&](const auto& dq) {
+    plan_ = detail::row_dequant_plan{};
+    plan_.cols = cols;
+    plan_.symbols_per_row = symbols_per_row_;
+    simd_path_ = cpu_path::scalar;
+    const status st = visit_dequantizer(t, [&](const auto& dq) {
       using D = std::decay_t<decltype(dq)>;
       weights_per_symbol_ = D::weights_per_symbol;
       weights_ = [dq, cols](std::uint64_t row, std::uint64_t first, const std::uint16_t* s, std::size_t n, float* w) {
         detail::row_weights(dq, cols, row, first, s, n, w);
       };
-      if constexpr (std::is_same<D, float16_dequantizer<float16_format::bfloat16>>::value) raw_plane_ = dq.raw_plane;
+      if constexpr (std::is_same<D, float16_dequantizer<float16_format::bfloat16>>::value) {
+        raw_plane_ = dq.raw_plane;
+        plan_.form = detail::row_dequant_plan::scheme_form::bf16;
+        plan_.raw = detail::float16_raw_bytes(dq.raw_plane);
+      }
+      plan_affine(dq);
       return status::ok;
     });
+    if (st != status::ok) return st;
+    const cpu_path p = path == cpu_path::automatic ? default_cpu_path() : path;
+#if ECQ_HAS_X86_KERNELS()
+    if (plan_.form != detail::row_dequant_plan::scheme_form::none && p == cpu_path::avx512 && cpu_path_supported(p))
+      simd_path_ = cpu_path::avx512;
+#endif
+    (void)p;
+    return status::ok;
   }
+
+  /// The path of the one-byte symbol calls: cpu_path::avx512 where a SIMD
+  /// kernel runs them, else cpu_path::scalar (the portable loop).
+  cpu_path simd_path() const { return simd_path_; }
 
   int weights_per_symbol() const { return weights_per_symbol_; }
   /// Whether bf16_bits() gives stored patterns (the lossless bf16 scheme) rather than rounded weights.
@@ -204,8 +244,77 @@ class row_dequantizer {
     }
   }
 
+  /// weights() of one-byte symbols; see the file comment.
+  void weights(std::uint64_t row, std::uint64_t first_symbol, const std::uint8_t* symbols, std::size_t count, float* w,
+               detail::row_stores stores = detail::row_stores::cached) const {
+#if ECQ_HAS_X86_KERNELS()
+    if (simd_path_ == cpu_path::avx512)
+      return detail::dequant_row_avx512(plan_, row, first_symbol, symbols, count, w,
+                                        stores == detail::row_stores::streaming, &portable_weights, this);
+#endif
+    (void)stores;
+    widened(first_symbol, symbols, count, w, [&](std::uint64_t f, const std::uint16_t* s, std::size_t n, float* o) {
+      weights(row, f, s, n, o);
+    });
+  }
+
+  /// bf16_bits() of one-byte symbols; see the file comment.
+  void bf16_bits(std::uint64_t row, std::uint64_t first_symbol, const std::uint8_t* symbols, std::size_t count,
+                 std::uint16_t* h, detail::row_stores stores = detail::row_stores::cached) const {
+#if ECQ_HAS_X86_KERNELS()
+    if (simd_path_ == cpu_path::avx512)
+      return detail::dequant_row_avx512(plan_, row, first_symbol, symbols, count, h,
+                                        stores == detail::row_stores::streaming, &portable_weights, this);
+#endif
+    (void)stores;
+    const std::uint64_t cols = plan_.cols;
+    widened(first_symbol, symbols, count, h,
+            [&](std::uint64_t f, const std::uint16_t* s, std::size_t n, std::uint16_t* o) {
+              bf16_bits(row, f, s, n, o, cols);
+            });
+  }
+
  private:
+  template <class D>
+  void plan_affine(const D&) {}
+  template <class Packing>
+  void plan_affine(const affine_dequantizer<Packing>& dq) {
+    // Codes of at most 8 bits a symbol, none of them raw (see ecq/cpu/detail/row_dequant_simd.hpp).
+    if constexpr (Packing::raw_bits == 0 && Packing::symbol_bits <= 8 && Packing::codes_per_symbol <= 4) {
+      plan_.form = detail::row_dequant_plan::scheme_form::affine;
+      plan_.codes_per_symbol = Packing::codes_per_symbol;
+      plan_.code_bits = Packing::code_bits;
+      plan_.format = dq.format;
+      plan_.scales = dq.scales;
+      plan_.biases = dq.biases;
+      plan_.groups_per_row = dq.groups_per_row;
+      plan_.group_shift = dq.group_shift;
+    }
+  }
+
+  // The SIMD kernels' reference for groups with a non-finite side value.
+  static void portable_weights(const void* ctx, std::uint64_t row, std::uint64_t first, const std::uint16_t* s,
+                               std::size_t n, float* w) {
+    static_cast<const row_dequantizer*>(ctx)->weights(row, first, s, n, w);
+  }
+
+  // The portable calls on one-byte symbols, widened 256 at a time.
+  template <class T, class F>
+  void widened(std::uint64_t first, const std::uint8_t* symbols, std::size_t count, T* out,
+               F&& f) const {
+    constexpr std::size_t piece = 256;
+    std::uint16_t s[piece];
+    const std::size_t wps = std::size_t(weights_per_symbol_);
+    for (std::size_t k = 0; k < count; k += piece) {
+      const std::size_t n = count - k < piece ? count - k : piece;
+      for (std::size_t i = 0; i < n; ++i) s[i] = symbols[k + i];
+      f(first + k, s, n, out + k * wps);
+    }
+  }
+
   weights_fn weights_;
+  detail::row_dequant_plan plan_;
+  cpu_path simd_path_ = cpu_path::scalar;
   const std::uint32_t* raw_plane_ = nullptr;  // set for the lossless bf16 scheme
   std::uint64_t symbols_per_row_ = 0;
   int weights_per_symbol_ = 1;

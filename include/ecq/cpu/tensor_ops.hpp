@@ -117,6 +117,7 @@ inline status first_failure(const std::vector<status>& s) {
 struct block_buffers {
   block_scratch scratch;
   std::vector<std::uint16_t> rows;    // the decoded block, row-major
+  std::vector<std::uint8_t> row_bytes;  // the same, one byte a symbol (dequantize_blocks on a SIMD path)
   std::vector<float> weights;         // gemv: one piece of a row
   std::vector<float> sums;            // gemv: the tile's rows x batch
 };
@@ -314,24 +315,57 @@ inline status check_decode(const encoded_tensor& t, const cpu_options& o = {}) {
 namespace detail {
 
 /// decode_to_float and decode_to_bf16: the scheme's checks, then
-/// put(rd, row, first_symbol, symbols, count, dest) for every row piece of
-/// every decoded block, dest receiving the piece's weights (row * cols +
-/// first_symbol * weights_per_symbol of out on). When the whole output is
-/// at least streaming_output_bytes, dest is a per-thread buffer and the
-/// piece goes to out with non-temporal stores (copy_streaming): measured on
-/// the 268 M-weight checkpoint, the ordinary stores' read-for-ownership made
-/// decode_to_float of affine codes take 1.4x longer (docs/performance.md,
-/// session 6).
+/// put(rd, row, first_symbol, symbols, count, dest, stores) for every row
+/// piece of every decoded block, dest receiving the piece's weights (row *
+/// cols + first_symbol * weights_per_symbol of out on). When the whole
+/// output is at least streaming_output_bytes, stores is
+/// row_stores::streaming: measured on the 268 M-weight checkpoint, the
+/// ordinary stores' read-for-ownership made decode_to_float of affine codes
+/// take 1.4x longer (docs/performance.md, session 6).
+/// Where the row dequantiser has a SIMD kernel (row_dequantizer::simd_path)
+/// and the alphabet fits a byte, a block is decoded into one byte a symbol
+/// (half the bytes of a block in cache) and its rows are dequantised
+/// straight into out, non-temporal stores included: 0.6x the speed of
+/// decode_to_symbols for 4-bit affine codes, 1.5x faster than the portable
+/// loop (docs/performance.md, session 7; dequantising 64-lane blocks inside
+/// the decoding loop's scatter, 16 rows of 64 columns at a time, was 1.2-1.4x
+/// slower than this second pass over the block's rows). Otherwise the rows
+/// are 16-bit symbols, dequantised by the portable loop into a per-thread
+/// buffer that goes to out with copy_streaming when streaming.
 template <class T, class Put>
 status dequantize_blocks(const encoded_tensor& t, T* out, std::size_t capacity, const cpu_options& o, Put&& put) {
   row_dequantizer rd;
   if (t.data() == nullptr) return status::invalid_argument;
-  status st = rd.build(t);
+  status st = rd.build(t, o.path);
   if (st != status::ok) return st;
   tensor_decoder d;
   if ((st = prepare(t, t.geometry().cols, capacity, o, &d)) != status::ok) return st;
-  const std::uint64_t cols = t.geometry().cols, wps = std::uint64_t(rd.weights_per_symbol());
-  const bool streaming = output_stores(t.geometry().rows * cols * sizeof(T)) == row_stores::streaming;
+  const tensor_geometry& g = t.geometry();
+  const std::uint64_t cols = g.cols, wps = std::uint64_t(rd.weights_per_symbol());
+  const row_stores stores = output_stores(g.rows * cols * sizeof(T));
+  const bool streaming = stores == row_stores::streaming;
+  if (rd.simd_path() != cpu_path::scalar && g.alphabet_size <= 256) {
+    const encoded_tensor_view v = t.view();
+    const std::uint64_t num_chunks = g.num_chunks();
+    std::vector<status> result(std::size_t(g.num_blocks()), status::ok);
+    auto task = [&](std::size_t i) {
+      block_buffers& buf = thread_buffers();
+      const block_view b = v.block(i / num_chunks, i % num_chunks);
+      const std::size_t columns = std::size_t(b.columns);
+      const std::size_t n = std::size_t(b.valid_rows) * columns;
+      if (buf.row_bytes.size() < n) buf.row_bytes.resize(n);
+      result[i] = d.decode_block(i / num_chunks, i % num_chunks, buf.row_bytes.data(), columns, buf.scratch);
+      if (result[i] != status::ok) return;
+      for (std::uint32_t r = 0; r < b.valid_rows; ++r) {
+        const std::uint64_t row = b.first_row + r;
+        put(rd, row, b.first_column, buf.row_bytes.data() + std::size_t(r) * columns, columns,
+            out + row * cols + b.first_column * wps, stores);
+      }
+      if (streaming) streaming_fence();
+    };
+    run_tasks(o, result.size(), task);
+    return first_failure(result);
+  }
   return for_each_decoded_block(t, d, o, [&](const block_view& b, const std::uint16_t* rows) {
     static thread_local std::vector<T> piece;
     const std::uint64_t first_weight = b.first_column * wps;
@@ -341,11 +375,30 @@ status dequantize_blocks(const encoded_tensor& t, T* out, std::size_t capacity, 
       const std::uint64_t row = b.first_row + r;
       T* dest = out + row * cols + first_weight;
       put(rd, row, b.first_column, rows + std::size_t(r) * b.columns, std::size_t(b.columns),
-          streaming ? piece.data() : dest);
+          streaming ? piece.data() : dest, row_stores::cached);
       if (streaming) copy_streaming(dest, piece.data(), n * sizeof(T));
     }
     if (streaming) streaming_fence();
   });
+}
+
+// The row calls of dequantize_blocks for 16-bit symbols (the portable loop, cached stores into a buffer) and
+// one-byte symbols (the SIMD kernels, any stores).
+inline void put_weights(const row_dequantizer& rd, std::uint64_t row, std::uint64_t first, const std::uint16_t* s,
+                        std::size_t count, float* dest, row_stores) {
+  rd.weights(row, first, s, count, dest);
+}
+inline void put_weights(const row_dequantizer& rd, std::uint64_t row, std::uint64_t first, const std::uint8_t* s,
+                        std::size_t count, float* dest, row_stores stores) {
+  rd.weights(row, first, s, count, dest, stores);
+}
+inline void put_bf16_bits(const row_dequantizer& rd, std::uint64_t row, std::uint64_t first, const std::uint16_t* s,
+                          std::size_t count, std::uint16_t* dest, std::uint64_t cols, row_stores) {
+  rd.bf16_bits(row, first, s, count, dest, cols);
+}
+inline void put_bf16_bits(const row_dequantizer& rd, std::uint64_t row, std::uint64_t first, const std::uint8_t* s,
+                          std::size_t count, std::uint16_t* dest, std::uint64_t, row_stores stores) {
+  rd.bf16_bits(row, first, s, count, dest, stores);
 }
 
 }  // namespace detail
@@ -357,8 +410,8 @@ status dequantize_blocks(const encoded_tensor& t, T* out, std::size_t capacity, 
 inline status decode_to_float(const encoded_tensor& t, float* w, std::size_t capacity, const cpu_options& o = {}) {
   return detail::dequantize_blocks(t, w, capacity, o,
                                    [](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
-                                      const std::uint16_t* symbols, std::size_t count, float* dest) {
-                                     rd.weights(row, first, symbols, count, dest);
+                                      const auto* symbols, std::size_t count, float* dest, detail::row_stores stores) {
+                                     detail::put_weights(rd, row, first, symbols, count, dest, stores);
                                    });
 }
 
@@ -402,8 +455,9 @@ inline status decode_to_bf16(const encoded_tensor& t, std::uint16_t* h, std::siz
   }
   return detail::dequantize_blocks(t, h, capacity, o,
                                    [cols](const row_dequantizer& rd, std::uint64_t row, std::uint64_t first,
-                                          const std::uint16_t* symbols, std::size_t count, std::uint16_t* dest) {
-                                     rd.bf16_bits(row, first, symbols, count, dest, cols);
+                                          const auto* symbols, std::size_t count, std::uint16_t* dest,
+                                          detail::row_stores stores) {
+                                     detail::put_bf16_bits(rd, row, first, symbols, count, dest, cols, stores);
                                    });
 }
 
