@@ -29,8 +29,8 @@
 // give the same values. For affine codes of up to 8 bits a symbol without
 // raw bits and for the lossless bf16 scheme they run the SIMD row kernels
 // (ecq/cpu/detail/row_dequant_simd.hpp) on the path build() chose
-// (simd_path(): AVX-512, or scalar for every other scheme, CPU and path,
-// where the portable loop runs); row_stores::streaming writes whole 64-byte
+// (simd_path(): AVX-512 or AVX2, or scalar for every other scheme, CPU and
+// path, where the portable loop runs); row_stores::streaming writes whole 64-byte
 // lines of the output with non-temporal stores (the caller then runs
 // detail::streaming_fence()).
 //
@@ -196,15 +196,16 @@ class row_dequantizer {
     if (st != status::ok) return st;
     const cpu_path p = path == cpu_path::automatic ? default_cpu_path() : path;
 #if ECQ_HAS_X86_KERNELS()
-    if (plan_.form != detail::row_dequant_plan::scheme_form::none && p == cpu_path::avx512 && cpu_path_supported(p))
-      simd_path_ = cpu_path::avx512;
+    if (plan_.form != detail::row_dequant_plan::scheme_form::none && (p == cpu_path::avx512 || p == cpu_path::avx2) &&
+        cpu_path_supported(p))
+      simd_path_ = p;
 #endif
     (void)p;
     return status::ok;
   }
 
-  /// The path of the one-byte symbol calls: cpu_path::avx512 where a SIMD
-  /// kernel runs them, else cpu_path::scalar (the portable loop).
+  /// The path of the one-byte symbol calls: cpu_path::avx512 or avx2 where
+  /// a SIMD kernel runs them, else cpu_path::scalar (the portable loop).
   cpu_path simd_path() const { return simd_path_; }
 
   int weights_per_symbol() const { return weights_per_symbol_; }
@@ -251,6 +252,9 @@ class row_dequantizer {
     if (simd_path_ == cpu_path::avx512)
       return detail::dequant_row_avx512(plan_, row, first_symbol, symbols, count, w,
                                         stores == detail::row_stores::streaming, &portable_weights, this);
+    if (simd_path_ == cpu_path::avx2)
+      return detail::dequant_row_avx2(plan_, row, first_symbol, symbols, count, w,
+                                      stores == detail::row_stores::streaming, &portable_weights, this);
 #endif
     (void)stores;
     widened(first_symbol, symbols, count, w, [&](std::uint64_t f, const std::uint16_t* s, std::size_t n, float* o) {
@@ -265,6 +269,9 @@ class row_dequantizer {
     if (simd_path_ == cpu_path::avx512)
       return detail::dequant_row_avx512(plan_, row, first_symbol, symbols, count, h,
                                         stores == detail::row_stores::streaming, &portable_weights, this);
+    if (simd_path_ == cpu_path::avx2)
+      return detail::dequant_row_avx2(plan_, row, first_symbol, symbols, count, h,
+                                      stores == detail::row_stores::streaming, &portable_weights, this);
 #endif
     (void)stores;
     const std::uint64_t cols = plan_.cols;
@@ -280,7 +287,7 @@ class row_dequantizer {
   template <class Packing>
   void plan_affine(const affine_dequantizer<Packing>& dq) {
     // Codes of at most 8 bits a symbol, none of them raw (see ecq/cpu/detail/row_dequant_simd.hpp).
-    if constexpr (Packing::raw_bits == 0 && Packing::symbol_bits <= 8 && Packing::codes_per_symbol <= 4) {
+    if constexpr (Packing::raw_bits == 0 && Packing::symbol_bits <= 8 && Packing::codes_per_symbol <= 3) {
       plan_.form = detail::row_dequant_plan::scheme_form::affine;
       plan_.codes_per_symbol = Packing::codes_per_symbol;
       plan_.code_bits = Packing::code_bits;

@@ -4,7 +4,7 @@
 // * Input: the one-byte symbols of `count` consecutive symbol columns of one
 //   row (as decode_block's byte overload writes them), for the schemes whose
 //   symbols are at most 8 bits and carry no raw bits in the codes:
-//     affine  codes_per_symbol in [1, 4], code j of a symbol in bits
+//     affine  codes_per_symbol in [1, 3], code j of a symbol in bits
 //             [j * code_bits, (j + 1) * code_bits) (symbol_packing with
 //             RawBits 0 and symbol_bits <= 8), w = scale * q + bias;
 //     bf16    the lossless bf16 scheme: pattern = float16_split::join(symbol,
@@ -33,13 +33,19 @@
 //   output weights use, and the row's raw bytes [first_symbol, first_symbol
 //   + count); masked loads at every end, so a piece that ends at a page
 //   boundary reads nothing past it.
+// * Two targets, the same values and stores: AVX-512 (16 weights a vector,
+//   masked loads and stores at the ends) and AVX2 (8 weights a vector,
+//   partial lines through a buffer, side values converted by the portable
+//   functions once per window of 8 groups; no FMA in the target at all).
 // * Compiled with target attributes, called only after the CPU was checked
-//   (ecq/cpu_features.hpp: cpu_path::avx512 needs AVX-512 F/BW/DQ/VL); x86-64 only.
+//   (ecq/cpu_features.hpp: cpu_path::avx512 needs AVX-512 F/BW/DQ/VL,
+//   cpu_path::avx2 AVX2); x86-64 only.
 #ifndef ECQ_CPU_DETAIL_ROW_DEQUANT_SIMD_HPP
 #define ECQ_CPU_DETAIL_ROW_DEQUANT_SIMD_HPP
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "../../config.hpp"
 #include "../../cpu_features.hpp"
@@ -180,9 +186,6 @@ class affine_row_avx512 {
     if (cps == 2) {
       index = _mm512_srli_epi32(at, 1);
       shift = _mm512_and_si512(at, _mm512_set1_epi32(1));
-    } else if (cps == 4) {
-      index = _mm512_srli_epi32(at, 2);
-      shift = _mm512_and_si512(at, _mm512_set1_epi32(3));
     } else {  // 3: at < 18, at / 3 == (at * 11) >> 5
       index = _mm512_srli_epi32(_mm512_mullo_epi32(at, _mm512_set1_epi32(11)), 5);
       shift = _mm512_sub_epi32(at, _mm512_mullo_epi32(index, _mm512_set1_epi32(3)));
@@ -196,7 +199,7 @@ class affine_row_avx512 {
     const std::size_t cps = std::size_t(p_.codes_per_symbol);
     const std::size_t s0 = k / cps, s1 = (k + n - 1) / cps + 1;
     std::uint16_t s[16];
-    float w[24];  // (s1 - s0) * cps <= 20
+    float w[24];  // (s1 - s0) * cps <= 18
     for (std::size_t i = s0; i < s1; ++i) s[i - s0] = symbols_[i];
     portable_(ctx_, row_, first_symbol_ + s0, s, s1 - s0, w);
     return _mm512_maskz_loadu_ps(first_lanes16(n), w + (k - s0 * cps));
@@ -265,8 +268,8 @@ ECQ_ROW_DEQUANT_AVX512_TARGET ECQ_FORCEINLINE __m512 affine_weights16(const std:
 /// The affine weights of whole 64-byte lines [k, k + lines * units) of a row
 /// piece whose groups' side values (scale, bias: groups [window, window +
 /// 16) of the row, all finite) cover them: the loop of dequant_row_avx512
-/// for Cps codes per symbol (1, 2 or 4: every line starts at the same code
-/// of a symbol). Returns the next k.
+/// for Cps codes per symbol (1 or 2: every line starts at the same code of
+/// a symbol; 3 takes the general loop). Returns the next k.
 template <int Cps, class T>
 ECQ_ROW_DEQUANT_AVX512_TARGET ECQ_FORCEINLINE std::size_t affine_lines_avx512(
     const std::uint8_t* symbols, std::size_t k, std::size_t lines, std::uint32_t offset, std::uint32_t group_shift,
@@ -280,7 +283,7 @@ ECQ_ROW_DEQUANT_AVX512_TARGET ECQ_FORCEINLINE std::size_t affine_lines_avx512(
   // Cps > 1: lane i is code (phase + i) % Cps of symbol (phase + i) / Cps from the vector's first symbol.
   const std::uint32_t phase = std::uint32_t(k % Cps);
   const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(int(phase)), iota);
-  const __m512i index = _mm512_srli_epi32(at, Cps == 4 ? 2 : Cps == 2 ? 1 : 0);
+  const __m512i index = _mm512_srli_epi32(at, Cps == 2 ? 1 : 0);
   const __m512i shift =
       _mm512_mullo_epi32(_mm512_and_si512(at, _mm512_set1_epi32(Cps - 1)), _mm512_set1_epi32(code_bits));
   const __mmask16 symbol_mask = first_lanes16((phase + 15) / Cps + 1);
@@ -388,12 +391,254 @@ ECQ_ROW_DEQUANT_AVX512_TARGET void dequant_row_avx512(const row_dequant_plan& p,
     const std::uint32_t offset = std::uint32_t(col - (window << shift));
     if (cps == 1)
       k = affine_lines_avx512<1>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
-    else if (cps == 2)
-      k = affine_lines_avx512<2>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
     else
-      k = affine_lines_avx512<4>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
+      k = affine_lines_avx512<2>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
   }
   while (k < n) k = affine_line_avx512(a, k, piece(k), dest, stream);
+}
+
+#define ECQ_ROW_DEQUANT_AVX2_TARGET __attribute__((target("avx2")))
+
+/// float weights -> bfloat16 patterns in the low 16 bits of each 32-bit lane, as float_to_bf16 (AVX2).
+ECQ_ROW_DEQUANT_AVX2_TARGET ECQ_FORCEINLINE __m256i float_to_bf16_avx2(__m256 w) {
+  const __m256i u = _mm256_castps_si256(w);
+  // Both sides are below 2^31: the signed compare is the unsigned one.
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                         _mm256_set1_epi32(0x7f800000));
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  return _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40)), nan);
+}
+
+/// The weights of one row piece, 8 at a time, on AVX2 (no FMA: multiply, then add; see the file comment).
+/// Side values are converted by the portable functions (once per window of 8 groups: exact by definition).
+class affine_row_avx2 {
+ public:
+  ECQ_ROW_DEQUANT_AVX2_TARGET affine_row_avx2(const row_dequant_plan& p, std::uint64_t row, std::uint64_t first_symbol,
+                                              const std::uint8_t* symbols, std::size_t count, row_weights_fn portable,
+                                              const void* ctx)
+      : p_(p), row_(row), first_symbol_(first_symbol), symbols_(symbols), count_(count), portable_(portable),
+        ctx_(ctx), first_weight_(first_symbol * std::uint64_t(p.codes_per_symbol)) {}
+
+  /// Weights [k, k + n) of the piece (n <= 8; lanes past n are unspecified).
+  ECQ_ROW_DEQUANT_AVX2_TARGET __m256 weights(std::size_t k, std::size_t n) {
+    const std::uint64_t col = first_weight_ + k;
+    const std::uint64_t g_first = col >> p_.group_shift, g_last = (col + n - 1) >> p_.group_shift;
+    if (!loaded_ || g_first < window_ || g_last >= window_ + 8) load_window(g_first);
+    if ((bad_ & (((2u << (g_last - g_first)) - 1) << (g_first - window_))) != 0) return portable_weights(k, n);
+    const std::uint32_t offset = std::uint32_t(col - (window_ << p_.group_shift));
+    const __m256i lane_col = _mm256_add_epi32(_mm256_set1_epi32(int(offset)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i g = _mm256_srl_epi32(lane_col, _mm_cvtsi32_si128(int(p_.group_shift)));
+    const __m256 scale = _mm256_permutevar8x32_ps(_mm256_loadu_ps(scale_), g);
+    const __m256 bias = _mm256_permutevar8x32_ps(_mm256_loadu_ps(bias_), g);
+    return _mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(codes(k, n))), bias);
+  }
+
+ private:
+  ECQ_ROW_DEQUANT_AVX2_TARGET void load_window(std::uint64_t g) {
+    window_ = g;
+    loaded_ = true;
+    bad_ = 0;
+    const std::uint16_t exponent = p_.format == float16_format::bfloat16 ? 0x7f80 : 0x7c00;
+    const std::size_t at = std::size_t(row_ * p_.groups_per_row);
+    for (std::uint64_t i = 0; i < 8; ++i) {
+      const std::uint64_t gi = g + i < p_.groups_per_row ? g + i : p_.groups_per_row - 1;
+      const std::uint16_t sh = p_.scales[at + gi], bh = p_.biases[at + gi];
+      scale_[i] = float16_to_float(sh, p_.format);
+      bias_[i] = float16_to_float(bh, p_.format);
+      if ((sh & exponent) == exponent || (bh & exponent) == exponent) bad_ |= 1u << i;
+    }
+  }
+
+  /// Codes of weights [k, k + n) as 32-bit lanes (symbols past the piece are never read).
+  ECQ_ROW_DEQUANT_AVX2_TARGET __m256i codes(std::size_t k, std::size_t n) {
+    const std::uint32_t cps = std::uint32_t(p_.codes_per_symbol);
+    const std::size_t s0 = k / cps, phase = k % cps, symbols = (k + n - 1) / cps - s0 + 1;
+    alignas(16) std::uint8_t bytes[16] = {};
+    const std::uint8_t* src = symbols_ + s0;
+    if (count_ - s0 < 8) {
+      for (std::size_t i = 0; i < symbols; ++i) bytes[i] = src[i];
+      src = bytes;
+    }
+    const __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+    const __m256i mask = _mm256_set1_epi32((1 << p_.code_bits) - 1);
+    if (cps == 1) return _mm256_and_si256(s, mask);
+    alignas(32) std::uint32_t index[8], shift[8];
+    for (std::uint32_t i = 0; i < 8; ++i) {
+      index[i] = std::uint32_t((phase + i) / cps);
+      shift[i] = std::uint32_t((phase + i) % cps) * std::uint32_t(p_.code_bits);
+    }
+    const __m256i picked = _mm256_permutevar8x32_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(index)));
+    return _mm256_and_si256(_mm256_srlv_epi32(picked, _mm256_load_si256(reinterpret_cast<const __m256i*>(shift))),
+                            mask);
+  }
+
+  ECQ_ROW_DEQUANT_AVX2_TARGET __m256 portable_weights(std::size_t k, std::size_t n) {
+    const std::size_t cps = std::size_t(p_.codes_per_symbol);
+    const std::size_t s0 = k / cps, s1 = (k + n - 1) / cps + 1;
+    std::uint16_t s[8];
+    float w[16] = {};  // (s1 - s0) * cps <= 12
+    for (std::size_t i = s0; i < s1; ++i) s[i - s0] = symbols_[i];
+    portable_(ctx_, row_, first_symbol_ + s0, s, s1 - s0, w);
+    return _mm256_loadu_ps(w + (k - s0 * cps));
+  }
+
+  const row_dequant_plan& p_;
+  std::uint64_t row_, first_symbol_;
+  const std::uint8_t* symbols_;
+  std::size_t count_;
+  row_weights_fn portable_;
+  const void* ctx_;
+  std::uint64_t first_weight_;
+  std::uint64_t window_ = 0;
+  bool loaded_ = false;
+  std::uint32_t bad_ = 0;
+  float scale_[8], bias_[8];
+};
+
+/// The AVX2 form of affine_lines_avx512: whole 64-byte lines [k, k + lines * units) whose weights lie in groups
+/// [window, window + 8) of the row (all finite; their scale and bias in scale, bias), 8 weights a vector. Every
+/// symbol load (8 bytes) stays inside the piece: the caller checks (k_last / Cps + 8 <= count). Returns the next k.
+template <int Cps, class T>
+ECQ_ROW_DEQUANT_AVX2_TARGET std::size_t affine_lines_avx2(const std::uint8_t* symbols, std::size_t k, std::size_t lines,
+                                                          std::uint32_t offset, std::uint32_t group_shift,
+                                                          int code_bits, __m256 scale, __m256 bias, T* dest,
+                                                          bool stream) {
+  constexpr std::size_t units = 64 / sizeof(T);
+  const __m256i mask = _mm256_set1_epi32((1 << code_bits) - 1);
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m128i shift_count = _mm_cvtsi32_si128(int(group_shift));
+  __m256i lane_col = _mm256_add_epi32(_mm256_set1_epi32(int(offset)), iota);
+  // Cps > 1: lane i is code (phase + i) % Cps of symbol (phase + i) / Cps (phase: the same for every vector).
+  const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(int(k % Cps)), iota);
+  const __m256i index = _mm256_srli_epi32(at, Cps == 2 ? 1 : 0);
+  const __m256i shift =
+      _mm256_mullo_epi32(_mm256_and_si256(at, _mm256_set1_epi32(Cps - 1)), _mm256_set1_epi32(code_bits));
+  for (std::size_t j = 0; j < lines; ++j, k += units) {
+    __m256i v[units / 8];
+    for (std::size_t u = 0; u < units / 8; ++u) {
+      const std::size_t kk = k + 8 * u;
+      __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(symbols + kk / Cps)));
+      if constexpr (Cps > 1) c = _mm256_srlv_epi32(_mm256_permutevar8x32_epi32(c, index), shift);
+      const __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(c, mask));
+      const __m256i g = _mm256_srl_epi32(lane_col, shift_count);
+      lane_col = _mm256_add_epi32(lane_col, _mm256_set1_epi32(8));
+      const __m256 w = _mm256_add_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(scale, g), q),
+                                     _mm256_permutevar8x32_ps(bias, g));
+      v[u] = sizeof(T) == 4 ? _mm256_castps_si256(w) : float_to_bf16_avx2(w);
+    }
+    __m256i lo, hi;
+    if constexpr (sizeof(T) == 4) {
+      lo = v[0], hi = v[1];
+    } else {  // the low 16 bits of each lane, in order
+      lo = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[0], v[1]), 0xd8);
+      hi = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[2], v[3]), 0xd8);
+    }
+    if (stream) {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(dest + k), lo);
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(dest + k) + 1, hi);
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dest + k), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dest + k) + 1, hi);
+    }
+  }
+  return k;
+}
+
+/// dequant_row_avx512 on AVX2: the same values and stores (non-temporal for whole 64-byte lines when `stream`),
+/// 8 weights a vector; partial lines go out through a buffer.
+template <class T>
+ECQ_ROW_DEQUANT_AVX2_TARGET void dequant_row_avx2(const row_dequant_plan& p, std::uint64_t row,
+                                                  std::uint64_t first_symbol, const std::uint8_t* symbols,
+                                                  std::size_t count, T* dest, bool stream, row_weights_fn portable,
+                                                  const void* ctx) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 2, "T is float or std::uint16_t");
+  constexpr std::size_t units = 64 / sizeof(T);
+  const bool affine = p.form == row_dequant_plan::scheme_form::affine;
+  const std::uint64_t cps = affine ? std::uint64_t(p.codes_per_symbol) : 1;
+  const std::uint64_t left = p.cols - first_symbol * cps;
+  const std::size_t n = std::size_t(count * cps < left ? count * cps : left);
+  std::size_t head = 0;
+  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(dest);
+  if (stream && at % sizeof(T) == 0) head = (64 - at % 64) % 64 / sizeof(T);
+  else stream = false;
+  affine_row_avx2 a(p, row, first_symbol, symbols, count, portable, ctx);
+  const std::uint8_t* raw = affine ? nullptr : p.raw + row * p.symbols_per_row + first_symbol;
+  alignas(64) T line[units];
+  for (std::size_t k = 0; k < n;) {
+    if (affine && (k != 0 || head == 0) && n - k >= units && cps != 3) {
+      // Whole lines in a window of 8 finite groups: the loop of affine_lines_avx2.
+      const std::uint32_t shift = p.group_shift;
+      const std::uint64_t col = first_symbol * cps + k, window = col >> shift;
+      const std::uint64_t groups = p.groups_per_row - window < 8 ? p.groups_per_row - window : 8;
+      std::size_t lines = std::size_t((((window + groups) << shift) - col) / units);
+      if (lines > (n - k) / units) lines = (n - k) / units;
+      // The last vector's 8-byte load must stay inside the piece.
+      while (lines != 0 && (k + lines * units - 8) / cps + 8 > count) --lines;
+      alignas(32) float sc[8], bi[8];
+      const std::uint16_t exponent = p.format == float16_format::bfloat16 ? 0x7f80 : 0x7c00;
+      bool finite = true;
+      const std::size_t side = std::size_t(row * p.groups_per_row + window);
+      for (std::uint64_t i = 0; i < 8; ++i) {
+        const std::size_t gi = side + std::size_t(i < groups ? i : groups - 1);
+        sc[i] = float16_to_float(p.scales[gi], p.format);
+        bi[i] = float16_to_float(p.biases[gi], p.format);
+        finite &= (p.scales[gi] & exponent) != exponent && (p.biases[gi] & exponent) != exponent;
+      }
+      if (lines != 0 && finite) {
+        const std::uint32_t offset = std::uint32_t(col - (window << shift));
+        const __m256 scale = _mm256_load_ps(sc), bias = _mm256_load_ps(bi);
+        if (cps == 1)
+          k = affine_lines_avx2<1>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
+        else
+          k = affine_lines_avx2<2>(symbols, k, lines, offset, shift, p.code_bits, scale, bias, dest, stream);
+        continue;
+      }
+    }
+    const std::size_t want = k == 0 && head != 0 ? head : units;
+    const std::size_t m = n - k < want ? n - k : want;
+    for (std::size_t j = 0; j < m; j += 8) {  // 8 weights into line[j, j + 8)
+      const std::size_t v = m - j < 8 ? m - j : 8;
+      __m256i bits;
+      if (affine) {
+        const __m256 w = a.weights(k + j, v);
+        bits = sizeof(T) == 4 ? _mm256_castps_si256(w) : float_to_bf16_avx2(w);
+      } else {
+        alignas(16) std::uint8_t s8[8] = {}, r8[8] = {};
+        const std::uint8_t *ps = symbols + k + j, *pr = raw + k + j;
+        if (v < 8) {  // never read past the piece
+          for (std::size_t i = 0; i < v; ++i) s8[i] = ps[i], r8[i] = pr[i];
+          ps = s8, pr = r8;
+        }
+        const __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ps)));
+        const __m256i r = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pr)));
+        // join: (raw & 0x80) << 8 | symbol << 7 | (raw & 0x7f)
+        bits = _mm256_or_si256(_mm256_or_si256(_mm256_slli_epi32(s, 7), _mm256_and_si256(r, _mm256_set1_epi32(0x7f))),
+                               _mm256_slli_epi32(_mm256_and_si256(r, _mm256_set1_epi32(0x80)), 8));
+        if (sizeof(T) == 4) bits = _mm256_slli_epi32(bits, 16);
+      }
+      if constexpr (sizeof(T) == 4) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(line + j), bits);
+      } else {  // the low 16 bits of each lane, in order
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08);
+        _mm_store_si128(reinterpret_cast<__m128i*>(line + j), _mm256_castsi256_si128(packed));
+      }
+    }
+    if (m == units) {
+      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(line));
+      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(line) + 1);
+      if (stream) {
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dest + k), lo);
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dest + k) + 1, hi);
+      } else {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dest + k), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dest + k) + 1, hi);
+      }
+    } else {
+      std::memcpy(dest + k, line, m * sizeof(T));
+    }
+    k += m;
+  }
 }
 
 }  // namespace detail
