@@ -156,6 +156,41 @@ TYPED_TEST(CpuDecode, EveryKernelMatchesTheCheckedDecoder) {
   }
 }
 
+TYPED_TEST(CpuDecode, DecodeSimdIsDecodeWithoutTheScalarKernel) {
+  // decode_simd (what the container's block decoder calls): decode's symbols and statuses on every SIMD kernel,
+  // whole and truncated streams; unsupported_parameters, nothing written, when the decoder runs the scalar kernel.
+  using P = typename TypeParam::params;
+  constexpr int N = TypeParam::lanes;
+  constexpr int B = TypeParam::symbol_bits;
+  using decoder = ecq::cpu_decoder<P, N, B>;
+  using symbol = typename decoder::symbol_type;
+  std::mt19937_64 rng(N * 11 + 5);
+  for (std::size_t n : {std::size_t(0), std::size_t(N + 1), std::size_t(6 * N + 5), std::size_t(4099)}) {
+    const auto symbols = make_symbols(rng, n, TypeParam::alphabet, 2);
+    stream<P, N, B> st;
+    st.build(symbols, TypeParam::alphabet);
+    if (::testing::Test::HasFatalFailure()) return;
+    for (const auto& d : all_decoders<decoder>(st.dec.view())) {
+      const bool simd = d.kernel() != ecq::cpu_kernel::scalar;
+      for (std::size_t cut : {std::size_t(0), std::size_t(1)}) {  // whole, then truncated
+        std::vector<symbol> want(n + 1, symbol(0xab)), got(n + 1, symbol(0xab));
+        const status ref = d.decode(st.words.data(), st.words.size() - cut, n, want.data());
+        EXPECT_EQ(d.decode_simd(st.words.data(), st.words.size() - cut, n, got.data()),
+                  simd ? ref : status::unsupported_parameters)
+            << ecq::cpu_kernel_name(d.kernel()) << " n=" << n << " cut " << cut;
+        if (simd && ref == status::ok) {
+          EXPECT_EQ(got, want) << ecq::cpu_kernel_name(d.kernel()) << " n=" << n;
+        }
+        if (!simd) {
+          EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](symbol v) { return v == symbol(0xab); }))
+              << "decode_simd ran the scalar kernel";
+        }
+        EXPECT_EQ(got[n], symbol(0xab)) << "wrote past the end";
+      }
+    }
+  }
+}
+
 #if ECQ_HAS_X86_KERNELS()
 TYPED_TEST(CpuDecode, DecodeToSinkRunsTheAvx512KernelOnly) {
   // The caller's-sink entry (decode_to_sink, used by the container's fused GEMV) with the byte sink decode() uses:

@@ -171,6 +171,19 @@ class cpu_decoder {
   ///         build() succeeded.
   status decode(const word_type* words, std::size_t num_words, std::size_t n, symbol_type* out) const {
     if (table_.entries == nullptr) return status::invalid_argument;
+    if (kernel_ != cpu_kernel::scalar) return decode_simd(words, num_words, n, out);
+    detail::scalar::store_symbols_sink<symbol_type> sink{out};
+    return interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
+  }
+
+  /// decode() through the SIMD kernel build() chose, without the scalar
+  /// kernel: a caller with a scalar path of its own (ecq/cpu/tensor_decoder.hpp)
+  /// does not compile the scalar loop once more for every configuration (its
+  /// compile-time lanes unroll it: a third of a program's compile time).
+  /// @return as decode; status::unsupported_parameters when kernel() is
+  ///         cpu_kernel::scalar.
+  status decode_simd(const word_type* words, std::size_t num_words, std::size_t n, symbol_type* out) const {
+    if (table_.entries == nullptr) return status::invalid_argument;
 #if ECQ_HAS_NEON_KERNELS()
     if constexpr (has_neon_kernel) {
       if (kernel_ == cpu_kernel::neon)
@@ -188,8 +201,8 @@ class cpu_decoder {
       }
     }
 #endif
-    detail::scalar::store_symbols_sink<symbol_type> sink{out};
-    return interleaved_decode_checked<Params, Lanes>(words, num_words, n, table_, sink);
+    (void)words, (void)num_words, (void)n, (void)out;
+    return status::unsupported_parameters;
   }
 
 #if ECQ_HAS_X86_KERNELS()

@@ -15,8 +15,8 @@
 // with at most 16 symbols takes AVX-512's gather-free permute kernel, the
 // fastest for 4-bit codes) is decoded by
 // cpu_decoder (AVX-512, AVX2 or NEON, whatever the CPU and ECQ_CPU_PATH
-// allow; its scalar kernel when the scalar path is asked for or none fits)
-// into the block's stream order, then scattered to rows
+// allow; the core step below when the scalar path is asked for or no SIMD
+// kernel fits) into the block's stream order, then scattered to rows
 // (ecq/cpu/detail/row_group_scatter.hpp; decode_block_float16 joins each
 // symbol with its raw byte on the way, for the lossless float16 schemes);
 // 64-lane blocks on the AVX-512 kernels are scattered while they decode,
@@ -37,8 +37,9 @@
 // speed.
 //
 // Instantiations. The kernels are compiled for the 24 SIMD coder
-// configurations (ScaleBits 7-12 x 4 lane counts) and the core step for the
-// 9 ScaleBits, once per program however many schemes and entry points use
+// configurations (ScaleBits 7-12 x 4 lane counts; their SIMD kernels only,
+// cpu_decoder::decode_simd) and the core step for the 9 ScaleBits, which is
+// also their scalar path, once per program however many schemes and entry points use
 // them: schemes are applied to decoded rows afterwards, so the decoders
 // never multiply with the dequantisers. The one exception is the fused affine
 // GEMV (dot_affine_block): 8 more decoding loops, for the 64-lane
@@ -275,8 +276,8 @@ class tensor_decoder {
       if (b.lanes != std::uint32_t(Lanes) || b.size_bytes % 2 != 0) return status::invalid_argument;
       const std::size_t n = std::size_t(b.num_symbols());
       if (s.stream_order.size() < n) s.stream_order.resize(n);
-      const status st =
-          decoder.decode(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), n, s.stream_order.data());
+      const status st = decoder.decode_simd(b.words<std::uint16_t>(), std::size_t(b.num_words<std::uint16_t>()), n,
+                                            s.stream_order.data());
       if (st != status::ok) return st;
       // Only the last row group can hold padding rows.
       const std::uint32_t last = (b.row_groups - 1) * std::uint32_t(Lanes);
@@ -349,9 +350,12 @@ class tensor_decoder {
     std::unique_ptr<simd_kernel<ScaleBits, Lanes>> k(new simd_kernel<ScaleBits, Lanes>());
     status st = k->table.build(t.frequencies().data(), std::uint32_t(t.frequencies().size()));
     if (st != status::ok) return st;
-    // An explicit path without a kernel for these parameters runs the
-    // decoder's scalar kernel (still with compile-time lanes).
-    if (k->decoder.build(k->table.view(), path) != status::ok) k->decoder.build(k->table.view(), cpu_path::scalar);
+    // The scalar path, or an explicit path without a kernel for these
+    // parameters, runs the core step (run-time lanes): compiling cpu_decoder's
+    // scalar loop for each of the 24 configurations made a program using
+    // ecq/cpu/tensor_ops.hpp take 30% longer to compile (docs/performance.md).
+    if (k->decoder.build(k->table.view(), path) != status::ok || k->decoder.kernel() == cpu_kernel::scalar)
+      return make_core<ScaleBits>();
     impl_ = std::move(k);
     return status::ok;
   }
