@@ -77,6 +77,27 @@ struct row_dequant_plan {
   const std::uint8_t* raw = nullptr;
 };
 
+/// The shape of one row piece's output, shared by the AVX-512 and AVX2 loops:
+/// n values to write (the piece's symbols, cut at the row's end), and when
+/// streaming, the head values that reach dest's next 64-byte line (every
+/// later whole line is then aligned); stream is dropped for a misaligned dest.
+struct row_piece_shape {
+  std::size_t n = 0, head = 0;
+  bool stream = false;
+};
+template <class T>
+inline row_piece_shape row_piece_shape_of(const row_dequant_plan& p, std::uint64_t first_symbol, std::size_t count,
+                                          const T* dest, bool stream) {
+  const std::uint64_t cps = p.form == row_dequant_plan::scheme_form::affine ? std::uint64_t(p.codes_per_symbol) : 1;
+  const std::uint64_t left = p.cols - first_symbol * cps;
+  row_piece_shape r;
+  r.n = std::size_t(count * cps < left ? count * cps : left);
+  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(dest);
+  r.stream = stream && at % sizeof(T) == 0;
+  if (r.stream) r.head = (64 - at % 64) % 64 / sizeof(T);
+  return r;
+}
+
 }  // namespace detail
 ECQ_NAMESPACE_END
 
@@ -331,13 +352,9 @@ ECQ_ROW_DEQUANT_AVX512_TARGET void dequant_row_avx512(const row_dequant_plan& p,
   static_assert(sizeof(T) == 4 || sizeof(T) == 2, "T is float or std::uint16_t");
   constexpr std::size_t units = 64 / sizeof(T);  // values of one 64-byte line
   const std::uint64_t cps = p.form == row_dequant_plan::scheme_form::affine ? std::uint64_t(p.codes_per_symbol) : 1;
-  const std::uint64_t left = p.cols - first_symbol * cps;
-  const std::size_t n = std::size_t(count * cps < left ? count * cps : left);
-  // Streaming: the first store reaches dest's next 64-byte line, every later whole one is a line.
-  std::size_t head = 0;
-  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(dest);
-  if (stream && at % sizeof(T) == 0) head = (64 - at % 64) % 64 / sizeof(T);
-  else stream = false;
+  const row_piece_shape shape = row_piece_shape_of(p, first_symbol, count, dest, stream);
+  const std::size_t n = shape.n, head = shape.head;
+  stream = shape.stream;
   auto piece = [&](std::size_t k) {
     const std::size_t want = k == 0 && head != 0 ? head : units;
     return n - k < want ? n - k : want;
@@ -556,12 +573,9 @@ ECQ_ROW_DEQUANT_AVX2_TARGET void dequant_row_avx2(const row_dequant_plan& p, std
   constexpr std::size_t units = 64 / sizeof(T);
   const bool affine = p.form == row_dequant_plan::scheme_form::affine;
   const std::uint64_t cps = affine ? std::uint64_t(p.codes_per_symbol) : 1;
-  const std::uint64_t left = p.cols - first_symbol * cps;
-  const std::size_t n = std::size_t(count * cps < left ? count * cps : left);
-  std::size_t head = 0;
-  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(dest);
-  if (stream && at % sizeof(T) == 0) head = (64 - at % 64) % 64 / sizeof(T);
-  else stream = false;
+  const row_piece_shape shape = row_piece_shape_of(p, first_symbol, count, dest, stream);
+  const std::size_t n = shape.n, head = shape.head;
+  stream = shape.stream;
   affine_row_avx2 a(p, row, first_symbol, symbols, count, portable, ctx);
   const std::uint8_t* raw = affine ? nullptr : p.raw + row * p.symbols_per_row + first_symbol;
   alignas(64) T line[units];
